@@ -1,0 +1,430 @@
+"""The one checked-in config file that describes an environment and its teams.
+
+`load_config(path)` reads YAML, validates it with pydantic and returns a frozen `PlatformConfig`.
+Anything wrong raises `ConfigError`, whose message names the file, the field path (`teams[1].name`)
+and what is allowed; callers print it and exit, never a traceback. `docs/config.md` documents every
+field, its default and what it costs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_CONFIG_PATH = Path("config/example.yaml")
+
+# CloudWatch Logs accepts only these retention periods (days).
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+# Names end up in stack names, IAM role names, state machine prefixes, SSM paths and S3 prefixes:
+# lower-case letters, digits and single hyphens, starting with a letter, ending with a letter/digit.
+_NAME_PATTERN = re.compile(r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$")
+NAME_RULE = "lower-case letters, digits and single hyphens, starting with a letter (e.g. 'team-a')"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used. `str(error)` is a complete, user-facing message."""
+
+    def __init__(self, path: Path | str, problems: Sequence[str]):
+        self.path = Path(path)
+        self.problems = list(problems)
+        lines = [f"{self.path}: invalid dsstack config ({len(self.problems)} problem(s))"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def _check_name(max_len: int) -> Any:
+    def check(value: str) -> str:
+        if not 2 <= len(value) <= max_len:
+            raise ValueError(f"must be 2 to {max_len} characters long, got {len(value)}")
+        if not _NAME_PATTERN.match(value):
+            raise ValueError(f"must be {NAME_RULE}")
+        return value
+
+    return AfterValidator(check)
+
+
+EnvironmentName = Annotated[str, _check_name(16)]
+TeamName = Annotated[str, _check_name(16)]
+ResourceName = Annotated[str, _check_name(24)]
+
+
+def _check_retention(value: int) -> int:
+    if value not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of the CloudWatch Logs retention periods {list(LOG_RETENTION_DAYS)}")
+    return value
+
+
+LogRetentionDays = Annotated[int, AfterValidator(_check_retention)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, validate_default=True)
+
+
+# --------------------------------------------------------------------------------------------- network
+class NetworkConfig(_Model):
+    """The shared VPC of an environment."""
+
+    egress: Literal["public", "nat", "private"] = Field(
+        "public",
+        description="How instances reach the internet. public: public subnets, no inbound rules, $0 idle. "
+        "nat: private subnets + one NAT gateway (~$33/month + data). private: isolated subnets + "
+        "interface endpoints (~$7.3/month per endpoint per AZ), no internet at all.",
+    )
+    cidr: str = Field("10.42.0.0/16", description="IPv4 CIDR of the VPC, /16 to /24.")
+    max_azs: int = Field(2, ge=2, le=3, description="Availability zones to span (2 or 3).")
+
+    @field_validator("cidr")
+    @classmethod
+    def _valid_cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"is not a valid IPv4 network in CIDR notation like '10.42.0.0/16' ({exc})") from None
+        if net.version != 4:
+            raise ValueError("must be an IPv4 CIDR like '10.42.0.0/16'")
+        if not 16 <= net.prefixlen <= 24:
+            raise ValueError(f"prefix length must be between /16 and /24, got /{net.prefixlen}")
+        if not net.is_private:
+            raise ValueError("must be a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)")
+        return value
+
+
+# ------------------------------------------------------------------------------------------------ data
+class DataConfig(_Model):
+    """A team's S3 datastore and DynamoDB tables."""
+
+    noncurrent_version_expiration_days: int = Field(
+        90, ge=1, le=3650,
+        description="Days after which overwritten/deleted object versions are removed (storage cost).",
+    )
+
+
+# --------------------------------------------------------------------------------------------- compute
+class ComputeEnvironmentConfig(_Model):
+    """One AWS Batch compute environment."""
+
+    enabled: bool = True
+    min_vcpus: int = Field(0, ge=0, description="vCPUs kept running while idle. Anything above 0 costs money.")
+    max_vcpus: int = Field(256, ge=0, le=10_000)
+    instance_types: tuple[str, ...] = Field(
+        (), description="EC2 instance families or types (e.g. 'm7i', 'g6.xlarge'). Empty = the default set."
+    )
+
+
+class ExtraQueueConfig(_Model):
+    """An additional compute environment with its own job queue, e.g. a high-memory queue."""
+
+    name: ResourceName
+    kind: Literal["on-demand", "spot", "gpu"] = "on-demand"
+    min_vcpus: int = Field(0, ge=0)
+    max_vcpus: int = Field(256, ge=1, le=10_000)
+    instance_types: tuple[str, ...] = Field(..., min_length=1)
+
+
+class ComputeConfig(_Model):
+    """A team's AWS Batch compute: CPU on-demand + Spot, GPU, optional Fargate, extra queues."""
+
+    cpu: ComputeEnvironmentConfig = ComputeEnvironmentConfig()
+    cpu_spot: ComputeEnvironmentConfig = ComputeEnvironmentConfig()
+    gpu: ComputeEnvironmentConfig = ComputeEnvironmentConfig(max_vcpus=64)
+    fargate: ComputeEnvironmentConfig = ComputeEnvironmentConfig(enabled=False, max_vcpus=64)
+    extra_queues: tuple[ExtraQueueConfig, ...] = ()
+    root_volume_gb: int = Field(100, ge=30, le=16_384, description="Encrypted gp3 root volume per instance.")
+    runnable_timeout_minutes: int = Field(
+        60, ge=10, le=10_080,
+        description="Jobs stuck RUNNABLE longer than this are cancelled (job-state time limit).",
+    )
+
+    @model_validator(mode="after")
+    def _unique_queue_names(self) -> ComputeConfig:
+        names = [q.name for q in self.extra_queues]
+        reserved = {"cpu", "gpu", "cpu-spot", "fargate"}
+        for i, name in enumerate(names):
+            if name in reserved:
+                raise ValueError(f"extra_queues[{i}].name {name!r} is reserved (used by {sorted(reserved)})")
+            if names.index(name) != i:
+                raise ValueError(f"extra_queues[{i}].name {name!r} is used twice; queue names must be unique")
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- alerts
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("must be an e-mail address like 'ml-team@example.com'")
+    return value
+
+
+class AlertsConfig(_Model):
+    """Where a team's failure alerts and budget notifications go."""
+
+    emails: tuple[Annotated[str, AfterValidator(_check_email)], ...] = Field(
+        (), description="E-mail subscribers of the team's alert topic (each confirms by mail)."
+    )
+    chat_webhook_secret_name: str | None = Field(
+        None,
+        description="Name of a Secrets Manager secret holding a chat webhook URL (Slack/Teams). "
+        "The URL itself never appears in the config or the templates.",
+    )
+    monthly_budget_usd: float | None = Field(
+        None, gt=0, description="Monthly AWS Budget for the team (tag dsstack:team); alerts at 80% forecast, 100% actual."
+    )
+
+
+# -------------------------------------------------------------------------------------------- metadata
+class MetadataServiceConfig(_Model):
+    """The team's serverless Metaflow metadata service (API Gateway + Lambda + DynamoDB)."""
+
+    enabled: bool = True
+    throttle_rate_per_second: int = Field(200, ge=1, le=10_000)
+    throttle_burst: int = Field(400, ge=1, le=5_000)
+
+
+# --------------------------------------------------------------------------------------------- hosting
+class ModelConfig(_Model):
+    """One model endpoint. `kind` picks the hosting style; only that style's fields apply."""
+
+    name: ResourceName
+    kind: Literal["sagemaker-serverless", "sagemaker-realtime", "ecs"] = "sagemaker-serverless"
+    image: str | None = Field(
+        None, description="Container image URI (SageMaker framework image or the team's ECR repository)."
+    )
+    initial_version: int = Field(1, ge=1, description="Catalog model version the endpoint starts with.")
+    # sagemaker-serverless
+    memory_mb: int | None = Field(None, description="Serverless memory: 1024 to 6144 in 1024 steps.")
+    max_concurrency: int | None = Field(None, ge=1, le=200)
+    # sagemaker-realtime
+    instance_type: str | None = None
+    min_instances: int | None = Field(None, ge=1)
+    max_instances: int | None = Field(None, ge=1)
+    target_invocations_per_instance: int | None = Field(None, ge=1)
+    data_capture_percent: int | None = Field(None, ge=1, le=100)
+    # ecs
+    cpu: int | None = None
+    memory_mib: int | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    health_check_path: str | None = None
+    min_tasks: int | None = Field(None, ge=0)
+    max_tasks: int | None = Field(None, ge=1)
+    target_cpu_percent: int | None = Field(None, ge=10, le=90)
+    internet_facing: bool = False
+    allowed_cidrs: tuple[str, ...] = ()
+    certificate_arn: str | None = None
+
+
+# ---------------------------------------------------------------------------------------- workstations
+class WorkstationConfig(_Model):
+    """One data scientist's cloud workstation (EC2, SSM only)."""
+
+    user: ResourceName
+    instance_type: str = "t3.large"
+    root_volume_gb: int = Field(40, ge=30, le=1024)
+    home_volume_gb: int = Field(100, ge=10, le=16_384)
+    idle_minutes: int = Field(60, ge=15, le=1440, description="Stopped after this long below the CPU threshold.")
+    extra_packages: tuple[str, ...] = ()
+
+
+# ------------------------------------------------------------------------------------------------ team
+class TeamConfig(_Model):
+    """One team: an isolated set of stacks, roles and data."""
+
+    name: TeamName
+    data: DataConfig = DataConfig()
+    compute: ComputeConfig = ComputeConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    metadata_service: MetadataServiceConfig = MetadataServiceConfig()
+    models: tuple[ModelConfig, ...] = ()
+    workstations: tuple[WorkstationConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_children(self) -> TeamConfig:
+        _reject_duplicates("models", [m.name for m in self.models], "name")
+        _reject_duplicates("workstations", [w.user for w in self.workstations], "user")
+        return self
+
+
+class PlatformConfig(_Model):
+    """An environment (e.g. 'dev', 'prod'): one shared network and a set of teams."""
+
+    environment: EnvironmentName = Field(..., description="Environment name, prefix of every stack name.")
+    account: str | None = Field(
+        None, description="12-digit AWS account id. Optional: synth works without credentials."
+    )
+    region: str = Field("us-east-1", description="AWS region, e.g. 'eu-west-1'.")
+    network: NetworkConfig = NetworkConfig()
+    log_retention_days: LogRetentionDays = Field(90, description="Retention of every log group dsstack creates.")
+    destroy_data_on_delete: bool = Field(
+        False,
+        description="Sandbox only: delete buckets, tables and keys with their stacks. Default (false) retains "
+        "all data when a stack is deleted.",
+    )
+    teams: tuple[TeamConfig, ...] = Field(..., min_length=1)
+
+    @field_validator("account")
+    @classmethod
+    def _valid_account(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{12}", value):
+            raise ValueError("must be a 12-digit AWS account id as a quoted string, e.g. '111122223333'")
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _valid_region(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d", value):
+            raise ValueError("must be an AWS region name like 'us-east-1' or 'eu-west-1'")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_teams(self) -> PlatformConfig:
+        _reject_duplicates("teams", [t.name for t in self.teams], "name")
+        return self
+
+    def team(self, name: str) -> TeamConfig:
+        for team in self.teams:
+            if team.name == name:
+                return team
+        raise KeyError(f"no team {name!r} in environment {self.environment!r} "
+                       f"(teams: {', '.join(t.name for t in self.teams)})")
+
+
+def _reject_duplicates(field: str, values: Iterable[str], key: str) -> None:
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values):
+        if value in seen:
+            raise ValueError(
+                f"{field}[{i}].{key} {value!r} duplicates {field}[{seen[value]}].{key}; each {key} must be unique"
+            )
+        seen[value] = i
+
+
+# ------------------------------------------------------------------------------------------- loading
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that rejects duplicate keys instead of silently keeping the last one."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=deep)  # type: ignore[no-untyped-call]
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def format_location(loc: Sequence[int | str]) -> str:
+    """('teams', 1, 'name') -> 'teams[1].name'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
+    """The pydantic model class that owns the field at `loc` (for listing allowed keys)."""
+    model: Any = PlatformConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        model = _unwrap_model(annotation)
+        if model is None:
+            return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()) or ():
+        found = _unwrap_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _describe(error: Any) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    where = format_location(loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(loc[:-1])
+        allowed = ", ".join(owner.model_fields) if owner else "see `dsstack schema`"
+        return f"{where}: unknown key {loc[-1]!r}; allowed keys here: {allowed}"
+    if kind == "missing":
+        return f"{where}: required field is missing"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if kind in {"literal_error"}:
+        return f"{where}: {message}, got {error.get('input')!r}"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{where}: {message}, got {type(error.get('input')).__name__} {error.get('input')!r}"
+    return f"{where}: {message}"
+
+
+def parse_config(data: Any, *, source: Path | str = "<config>") -> PlatformConfig:
+    """Validate already-parsed YAML/JSON data."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"(top level): must be a mapping of keys like 'environment:' and 'teams:', "
+                                   f"got {type(data).__name__}"])
+    try:
+        return PlatformConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> PlatformConfig:
+    """Read and validate a config file. Raises ConfigError with a user-facing message."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found; pass an existing file, e.g. -c config=config/example.yaml"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot be read: {exc.strerror}"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(path, [f"{where}not valid YAML: {problem}"]) from None
+    return parse_config(data, source=path)
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the config file, for editors (yaml-language-server) and `dsstack schema`."""
+    schema = PlatformConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "dsstack config"
+    return schema

@@ -1,0 +1,40 @@
+"""Every name dsstack derives from the config lives here, so stacks, the CLI and tests agree."""
+
+from __future__ import annotations
+
+TAG_ENVIRONMENT = "dsstack:environment"
+TAG_TEAM = "dsstack:team"
+
+
+def network_stack_name(environment: str) -> str:
+    return f"{environment}-network"
+
+
+def team_stack_name(environment: str, team: str, layer: str) -> str:
+    """`<env>-<team>-<layer>`, e.g. demo-vision-data."""
+    return f"{environment}-{team}-{layer}"
+
+
+def ssm_prefix(environment: str, team: str) -> str:
+    """Root of a team's SSM parameters: /dsstack/<env>/<team>."""
+    return f"/dsstack/{environment}/{team}"
+
+
+def ssm_parameter_name(environment: str, team: str, key: str) -> str:
+    return f"{ssm_prefix(environment, team)}/{key}"
+
+
+def resource_prefix(environment: str, team: str) -> str:
+    """Prefix for names AWS needs us to choose (state machines, roles with path conditions)."""
+    return f"dsstack-{environment}-{team}"
+
+
+def state_machine_prefix(environment: str, team: str) -> str:
+    """Metaflow prepends this to the state machines it creates (METAFLOW_SFN_STATE_MACHINE_PREFIX)."""
+    return f"{resource_prefix(environment, team)}-"
+
+
+# S3 layout of a team's datastore bucket.
+METAFLOW_PREFIX = "metaflow"  # METAFLOW_DATASTORE_SYSROOT_S3 = s3://<bucket>/metaflow
+DATATOOLS_PREFIX = "data"  # METAFLOW_DATATOOLS_S3ROOT = s3://<bucket>/data
+MODELS_PREFIX = "models"  # models/<name>/... : registered model versions
