@@ -1,0 +1,67 @@
+"""Builds every stack of an environment from its config. Wiring only: constructs do the work."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import aws_cdk as cdk
+
+from dsstack import naming
+from dsstack.config import PlatformConfig
+from dsstack.stacks.data import DataStack
+from dsstack.stacks.network import NetworkStack
+
+
+@dataclass
+class TeamStacks:
+    data: DataStack
+    others: dict[str, cdk.Stack] = field(default_factory=dict)
+
+    def all(self) -> list[cdk.Stack]:
+        return [self.data, *self.others.values()]
+
+
+@dataclass
+class Platform:
+    config: PlatformConfig
+    network: NetworkStack
+    teams: dict[str, TeamStacks]
+
+    def stacks(self) -> list[cdk.Stack]:
+        return [self.network, *(s for team in self.teams.values() for s in team.all())]
+
+
+def planned_stack_names(config: PlatformConfig) -> list[str]:
+    """Stack names the config produces, without synthesizing (for `dsstack stacks`)."""
+    names = [naming.network_stack_name(config.environment)]
+    for team in config.teams:
+        names += [naming.team_stack_name(config.environment, team.name, layer) for layer in team_layers()]
+    return names
+
+
+def team_layers() -> list[str]:
+    return ["data"]
+
+
+def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
+    env = cdk.Environment(account=config.account, region=config.region)
+    removal = cdk.RemovalPolicy.DESTROY if config.destroy_data_on_delete else cdk.RemovalPolicy.RETAIN
+    if config.destroy_data_on_delete:
+        print(f"WARNING: destroy_data_on_delete is true for environment {config.environment!r}: deleting a "
+              "stack deletes its buckets, tables and keys. Use this for sandboxes only.", file=sys.stderr)
+
+    network = NetworkStack(app, naming.network_stack_name(config.environment), config=config,
+                           removal_policy=removal, env=env)
+    cdk.Tags.of(network).add(naming.TAG_ENVIRONMENT, config.environment)
+
+    teams: dict[str, TeamStacks] = {}
+    for team in config.teams:
+        data = DataStack(app, naming.team_stack_name(config.environment, team.name, "data"), config=config,
+                         team=team, access_log_bucket=network.access_logs.bucket, removal_policy=removal, env=env)
+        stacks = TeamStacks(data=data)
+        for stack in stacks.all():
+            cdk.Tags.of(stack).add(naming.TAG_ENVIRONMENT, config.environment)
+            cdk.Tags.of(stack).add(naming.TAG_TEAM, team.name)
+        teams[team.name] = stacks
+    return Platform(config=config, network=network, teams=teams)
