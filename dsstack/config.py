@@ -158,9 +158,9 @@ class ComputeConfig(_Model):
         reserved = {"cpu", "gpu", "cpu-spot", "fargate"}
         for i, name in enumerate(names):
             if name in reserved:
-                raise ValueError(f"extra_queues[{i}].name {name!r} is reserved (used by {sorted(reserved)})")
+                raise ValueError(f"extra_queues[{i}].name: {name!r} is reserved (used by {sorted(reserved)})")
             if names.index(name) != i:
-                raise ValueError(f"extra_queues[{i}].name {name!r} is used twice; queue names must be unique")
+                raise ValueError(f"extra_queues[{i}].name: {name!r} is used twice; queue names must be unique")
         return self
 
 
@@ -311,7 +311,7 @@ def _reject_duplicates(field: str, values: Iterable[str], key: str) -> None:
     for i, value in enumerate(values):
         if value in seen:
             raise ValueError(
-                f"{field}[{i}].{key} {value!r} duplicates {field}[{seen[value]}].{key}; each {key} must be unique"
+                f"{field}[{i}].{key}: {value!r} duplicates {field}[{seen[value]}].{key}; each {key} must be unique"
             )
         seen[value] = i
 
@@ -373,6 +373,9 @@ def _unwrap_model(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+_SUB_PATH = re.compile(r"^[a-z_]+\[\d+\]\.[a-z_]+: ")
+
+
 def _describe(error: Any) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     where = format_location(loc)
@@ -381,10 +384,15 @@ def _describe(error: Any) -> str:
         owner = _model_at(loc[:-1])
         allowed = ", ".join(owner.model_fields) if owner else "see `dsstack schema`"
         return f"{where}: unknown key {loc[-1]!r}; allowed keys here: {allowed}"
+    if kind == "too_short":
+        return f"{where}: needs at least {error['ctx']['min_length']} item(s)"
     if kind == "missing":
         return f"{where}: required field is missing"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
+    if kind == "value_error" and _SUB_PATH.match(message):
+        # A model-level check names the exact sub-field itself (e.g. duplicates in a list).
+        return f"{where}.{message}" if loc else message
     if kind in {"literal_error"}:
         return f"{where}: {message}, got {error.get('input')!r}"
     if kind.endswith("_type") or kind.endswith("_parsing"):
@@ -400,7 +408,12 @@ def parse_config(data: Any, *, source: Path | str = "<config>") -> PlatformConfi
     try:
         return PlatformConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, [_describe(e) for e in exc.errors()]) from None
+        errors = exc.errors()
+        # pydantic also reports a list as "too short" when one of its items is invalid; the item's own
+        # error is the useful one.
+        nested = {tuple(e["loc"][:i]) for e in errors for i in range(1, len(e["loc"]))}
+        errors = [e for e in errors if not (e["type"] == "too_short" and tuple(e["loc"]) in nested)]
+        raise ConfigError(source, [_describe(e) for e in errors]) from None
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> PlatformConfig:
@@ -413,7 +426,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG_PATH) -> PlatformConfig:
     except OSError as exc:
         raise ConfigError(path, [f"cannot be read: {exc.strerror}"]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -45,7 +45,16 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     if len(reason) < MIN_REASON_LENGTH:
         raise ValueError(f"acknowledgement of {rule} on {construct.node.path} needs a specific reason "
                          f"(at least {MIN_REASON_LENGTH} characters), got {reason!r}")
-    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
+    pack = rule_pack(rule)
+    cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"{pack}::{rule}", reason=reason))
+
+
+def rule_pack(rule: str) -> str:
+    """'NIST.800.53.R5-S3BucketLoggingEnabled' -> 'NIST.800.53.R5' (the plugin name cdk-nag reports)."""
+    for pack in RULE_PACKS:
+        if rule.startswith(f"{pack}-"):
+            return pack
+    raise ValueError(f"{rule!r} is not a rule of the packs dsstack runs ({', '.join(RULE_PACKS)})")
 
 
 def acknowledge_all(construct: IConstruct, rules: dict[str, str]) -> None:
@@ -61,8 +70,9 @@ def acknowledgements(root: Construct) -> list[Acknowledgement]:
         for entry in node.node.metadata:
             if entry.type != key:
                 continue
-            data = entry.data
-            items = data if isinstance(data, list) else [data]
-            for item in items:
-                found.append(Acknowledgement(node.node.path, str(item.get("id")), str(item.get("reason"))))
+            # {"<plugin>::<rule>": "<reason>", ...}; annotation acknowledgements are not cdk-nag's.
+            for rule_id, reason in dict(entry.data).items():
+                plugin, _, rule = str(rule_id).partition("::")
+                if plugin in RULE_PACKS:
+                    found.append(Acknowledgement(node.node.path, rule, str(reason)))
     return found

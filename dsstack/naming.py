@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dsstack.config import PlatformConfig, TeamConfig
+
 TAG_ENVIRONMENT = "dsstack:environment"
 TAG_TEAM = "dsstack:team"
 
@@ -13,6 +18,19 @@ def network_stack_name(environment: str) -> str:
 def team_stack_name(environment: str, team: str, layer: str) -> str:
     """`<env>-<team>-<layer>`, e.g. demo-vision-data."""
     return f"{environment}-{team}-{layer}"
+
+
+def team_layers(team: TeamConfig) -> list[str]:
+    """The per-team stacks a team's config produces, in deployment order."""
+    return ["data"]
+
+
+def planned_stack_names(config: PlatformConfig) -> list[str]:
+    """Stack names the config produces, without synthesizing (no jsii, no Node)."""
+    names = [network_stack_name(config.environment)]
+    for team in config.teams:
+        names += [team_stack_name(config.environment, team.name, layer) for layer in team_layers(team)]
+    return names
 
 
 def ssm_prefix(environment: str, team: str) -> str:

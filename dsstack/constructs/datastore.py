@@ -77,24 +77,27 @@ class Datastore(Construct):
 
 def _table(scope: Construct, construct_id: str, *, key: kms.IKey, partition_key: str, sort_key: str | None,
            ttl_attribute: str | None, removal_policy: cdk.RemovalPolicy,
-           gsi: tuple[str, str, str] | None = None, point_in_time_recovery: bool = True) -> dynamodb.TableV2:
-    table = dynamodb.TableV2(
+           gsi: tuple[str, str, str] | None = None) -> dynamodb.Table:
+    table = dynamodb.Table(
         scope, construct_id,
         partition_key=dynamodb.Attribute(name=partition_key, type=dynamodb.AttributeType.STRING),
         sort_key=dynamodb.Attribute(name=sort_key, type=dynamodb.AttributeType.STRING) if sort_key else None,
-        billing=dynamodb.Billing.on_demand(),
-        encryption=dynamodb.TableEncryptionV2.customer_managed_key(key),
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        encryption_key=key,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
-            point_in_time_recovery_enabled=point_in_time_recovery),
+            point_in_time_recovery_enabled=True),
         deletion_protection=removal_policy == cdk.RemovalPolicy.RETAIN,
         time_to_live_attribute=ttl_attribute,
         removal_policy=removal_policy,
-        global_secondary_indexes=[dynamodb.GlobalSecondaryIndexPropsV2(
+    )
+    if gsi:
+        table.add_global_secondary_index(
             index_name=gsi[0],
             partition_key=dynamodb.Attribute(name=gsi[1], type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=gsi[2], type=dynamodb.AttributeType.STRING),
-        )] if gsi else None,
-    )
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
     acknowledge_all(table.node.default_child, {
         "NIST.800.53.R5-DynamoDBInBackupPlan": "Point-in-time recovery (35 days) is on; an AWS Backup plan would "
         "add vault cost the config did not ask for.",

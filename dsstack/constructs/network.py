@@ -146,7 +146,7 @@ class Network(Construct):
                                                           "HTTPS from the VPC")
             for name, service in PRIVATE_INTERFACE_ENDPOINTS.items():
                 self.vpc.add_interface_endpoint(
-                    f"{name}Endpoint", service=service, private_dns_enabled=True,
+                    f"{name}Endpoint", service=service, private_dns_enabled=True, open=False,
                     security_groups=[self.endpoint_security_group],
                     subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
                 )

@@ -32,18 +32,6 @@ class Platform:
         return [self.network, *(s for team in self.teams.values() for s in team.all())]
 
 
-def planned_stack_names(config: PlatformConfig) -> list[str]:
-    """Stack names the config produces, without synthesizing (for `dsstack stacks`)."""
-    names = [naming.network_stack_name(config.environment)]
-    for team in config.teams:
-        names += [naming.team_stack_name(config.environment, team.name, layer) for layer in team_layers()]
-    return names
-
-
-def team_layers() -> list[str]:
-    return ["data"]
-
-
 def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
     env = cdk.Environment(account=config.account, region=config.region)
     removal = cdk.RemovalPolicy.DESTROY if config.destroy_data_on_delete else cdk.RemovalPolicy.RETAIN
