@@ -28,7 +28,6 @@ from metadata_api.http import (
     parse_event,
     required_name,
     response,
-    scalar_as_text,
     str_list,
     valid_id,
 )
@@ -43,9 +42,10 @@ _ROUTES: list[tuple[str, tuple[str, ...], RouteFunction]] = []
 _ID_PARAMETERS = {"flow": "flow name", "run": "run id", "step": "step name", "task": "task id"}
 
 
-def route(method: str, template: str) -> Callable[[RouteFunction], RouteFunction]:
+def route(method: str, *templates: str) -> Callable[[RouteFunction], RouteFunction]:
     def register(function: RouteFunction) -> RouteFunction:
-        _ROUTES.append((method, tuple(template.strip("/").split("/")), function))
+        for template in templates:
+            _ROUTES.append((method, tuple(template.strip("/").split("/")), function))
         return function
     return register
 
@@ -303,27 +303,13 @@ def create_artifacts(store: storage.MetadataStore, request: Request, params: Par
     return response(200, {"artifacts_created": created})
 
 
-@route("GET", "flows/{flow}/runs/{run}/artifacts")
-def run_artifacts(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return _artifact_list(store, params)
-
-
-@route("GET", "flows/{flow}/runs/{run}/steps/{step}/artifacts")
-def step_artifacts(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return _artifact_list(store, params)
-
-
-@route("GET", "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/artifacts")
-def task_artifacts(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return _artifact_list(store, params)
-
-
-@route("GET", "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/attempt/{attempt}/artifacts")
-def task_attempt_artifacts(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return _artifact_list(store, params)
-
-
-def _artifact_list(store: storage.MetadataStore, params: Params) -> dict[str, Any]:
+@route("GET",
+       "flows/{flow}/runs/{run}/artifacts",
+       "flows/{flow}/runs/{run}/steps/{step}/artifacts",
+       "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/artifacts",
+       "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/attempt/{attempt}/artifacts")
+def list_artifacts(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
+    """Latest attempt per task, or the attempt in the path."""
     run = store.get_run(params["flow"], params["run"])
     if run is None:
         return response(200, [])
@@ -333,17 +319,10 @@ def _artifact_list(store: storage.MetadataStore, params: Params) -> dict[str, An
     return response(200, _with_run_tags(artifacts, run))
 
 
-@route("GET", "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/artifacts/{name}")
+@route("GET",
+       "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/artifacts/{name}",
+       "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/artifacts/{name}/attempt/{attempt}")
 def get_artifact(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return _artifact(store, params)
-
-
-@route("GET", "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/artifacts/{name}/attempt/{attempt}")
-def get_artifact_attempt(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return _artifact(store, params)
-
-
-def _artifact(store: storage.MetadataStore, params: Params) -> dict[str, Any]:
     path = "/".join(params[k] for k in ("flow", "run", "step", "task", "name"))
     run = store.get_run(params["flow"], params["run"])
     attempt = int(params["attempt"]) if "attempt" in params else None
@@ -365,7 +344,8 @@ def create_metadata(store: storage.MetadataStore, request: Request, params: Para
             raise bad_request(f"metadata entry #{index} must be a JSON object")
         entries.append({
             "field_name": required_name(entry, "field_name"),
-            "value": scalar_as_text(entry, "value"),
+            # any JSON value: Metaflow sends strings, and lists for `foreach-stack`
+            "value": entry.get("value"),
             "type": optional_str(entry, "type", MAX_NAME_BYTES),
             "user_name": optional_str(entry, "user_name", MAX_NAME_BYTES),
             "tags": str_list(entry, "tags"),
@@ -375,11 +355,9 @@ def create_metadata(store: storage.MetadataStore, request: Request, params: Para
     return response(200, {"metadata_created": created})
 
 
-@route("GET", "flows/{flow}/runs/{run}/metadata")
-def run_metadata(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return response(200, store.list_metadata(params["flow"], params["run"]))
-
-
-@route("GET", "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/metadata")
-def task_metadata(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
-    return response(200, store.list_metadata(params["flow"], params["run"], params["step"], params["task"]))
+@route("GET",
+       "flows/{flow}/runs/{run}/metadata",
+       "flows/{flow}/runs/{run}/steps/{step}/tasks/{task}/metadata")
+def list_metadata(store: storage.MetadataStore, request: Request, params: Params) -> dict[str, Any]:
+    return response(200, store.list_metadata(params["flow"], params["run"], params.get("step"),
+                                             params.get("task")))

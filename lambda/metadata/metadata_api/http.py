@@ -197,15 +197,3 @@ def required_name(body: dict[str, Any], key: str) -> str:
     if len(value.encode("utf-8", errors="surrogatepass")) > MAX_NAME_BYTES:
         raise bad_request(f"'{key}' is longer than {MAX_NAME_BYTES} bytes")
     return value
-
-
-def scalar_as_text(body: dict[str, Any], key: str) -> str | None:
-    """Metadata values are text (as in metaflow-service's column); other JSON scalars are stored as text."""
-    value = body.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (int, float)):
-        return str(value)
-    raise bad_request(f"'{key}' must be a string")

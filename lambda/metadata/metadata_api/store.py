@@ -517,7 +517,8 @@ class MetadataStore:
                 "gsi1pk": metadata_field_partition(flow, run, step, entry["field_name"]),
                 "gsi1sk": f"{task}#{suffix}",
                 "flow_id": flow, "run_number": exposed_id(run), "step_name": step, "task_id": exposed_id(task),
-                "field_name": entry["field_name"], "value": entry["value"], "type": entry.get("type"),
+                "field_name": entry["field_name"], **_metadata_value_attribute(entry["value"]),
+                "type": entry.get("type"),
                 "user_name": entry.get("user_name"), "ts_epoch": ts, "tags": entry.get("tags") or [],
                 "system_tags": entry.get("system_tags") or [],
             })
@@ -526,7 +527,7 @@ class MetadataStore:
 
     def list_metadata(self, flow: str, run: str, step: str | None = None,
                       task: str | None = None) -> list[dict[str, Any]]:
-        return [public(i) for i in
+        return [_metadata_entry(i) for i in
                 self._query(run_partition(flow, run), metadata_prefix(step, task), newest_first=True)]
 
     def filter_task_pathspecs(self, flow: str, run: str, step: str, field_name: str | None,
@@ -537,8 +538,21 @@ class MetadataStore:
         else:
             entries = self._query(run_partition(flow, run), metadata_prefix(step))
         task_ids = {e["task_id"] for e in entries
-                    if pattern is None or pattern.search(str(e.get("value", "")))}
+                    if pattern is None or pattern.search(e.get("value") or e.get("value_json") or "")}
         return [f"{flow}/{run}/{step}/{task_id}" for task_id in sorted(task_ids, key=_id_sort_key)]
+
+
+def _metadata_value_attribute(value: Any) -> dict[str, Any]:
+    """Strings are stored as they are; other JSON values (lists, numbers) as their JSON text, because
+    DynamoDB numbers cannot hold every JSON number and the value is only ever returned, not queried."""
+    return {"value": value} if isinstance(value, str) else {"value_json": json.dumps(value)}
+
+
+def _metadata_entry(item: dict[str, Any]) -> dict[str, Any]:
+    entry = public(item)
+    if "value_json" in entry:
+        entry["value"] = json.loads(entry.pop("value_json"))
+    return entry
 
 
 def _check_size(marshalled: dict[str, Any]) -> dict[str, Any]:

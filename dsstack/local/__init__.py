@@ -1,0 +1,1 @@
+"""The embedded emulator: run the platform locally without an AWS account."""
