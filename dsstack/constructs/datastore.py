@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -31,6 +32,24 @@ class TeamKey(Construct):
             removal_policy=removal_policy,
             pending_window=cdk.Duration.days(30),
         )
+        # Services that encrypt the team's logs, queues and topics with this key on the team's behalf.
+        # Each may only use it from this account (aws:SourceAccount) and CloudWatch Logs only for log groups.
+        region, account = cdk.Aws.REGION, cdk.Aws.ACCOUNT_ID
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="CloudWatchLogsEncryptTeamLogGroups",
+            principals=[iam.ServicePrincipal(f"logs.{region}.amazonaws.com")],
+            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            resources=["*"],  # in a key policy "*" means this key
+            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:{cdk.Aws.PARTITION}:logs:{region}:{account}:log-group:*"}},
+        ))
+        self.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="AwsServicesPublishToTeamQueuesAndTopics",
+            principals=[iam.ServicePrincipal(s) for s in (
+                "events.amazonaws.com", "cloudwatch.amazonaws.com", "budgets.amazonaws.com", "sns.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],  # in a key policy "*" means this key
+            conditions={"StringEquals": {"aws:SourceAccount": account}},
+        ))
 
 
 class Datastore(Construct):

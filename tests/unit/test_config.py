@@ -197,3 +197,13 @@ def test_random_configs_validate_or_raise_config_error(data):
         return
     assert isinstance(config, PlatformConfig)
     assert 1 <= len(config.teams) == len({t.name for t in config.teams})
+
+
+def test_every_allowed_log_retention_maps_to_a_cdk_retention():
+    from dsstack.toolchain import use_bundled_node
+
+    use_bundled_node()
+    from dsstack.config import LOG_RETENTION_DAYS
+    from dsstack.constructs.log_retention import retention_days
+
+    assert len({retention_days(d) for d in LOG_RETENTION_DAYS}) == len(LOG_RETENTION_DAYS)
