@@ -21,8 +21,16 @@ def team_stack_name(environment: str, team: str, layer: str) -> str:
 
 
 def team_layers(team: TeamConfig) -> list[str]:
-    """The per-team stacks a team's config produces, in deployment order."""
-    return ["data"]
+    """The per-team stacks a team's config produces, in deployment order.
+
+    Keep in step with dsstack/stacks/platform.py (a test compares them with what synthesizes).
+    """
+    layers = ["data", "operations"]
+    # <compute-layer>
+    # <metadata-layer>
+    # <hosting-layer>
+    # <workstations-layer>
+    return layers
 
 
 def planned_stack_names(config: PlatformConfig) -> list[str]:

@@ -11,6 +11,7 @@ from dsstack import naming
 from dsstack.config import PlatformConfig
 from dsstack.stacks.data import DataStack
 from dsstack.stacks.network import NetworkStack
+from dsstack.stacks.operations import OperationsStack
 
 
 @dataclass
@@ -43,11 +44,21 @@ def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
                            removal_policy=removal, env=env)
     cdk.Tags.of(network).add(naming.TAG_ENVIRONMENT, config.environment)
 
+    def name(team: str, layer: str) -> str:
+        return naming.team_stack_name(config.environment, team, layer)
+
     teams: dict[str, TeamStacks] = {}
     for team in config.teams:
         data = DataStack(app, naming.team_stack_name(config.environment, team.name, "data"), config=config,
                          team=team, access_log_bucket=network.access_logs.bucket, removal_policy=removal, env=env)
         stacks = TeamStacks(data=data)
+        operations = OperationsStack(app, name(team.name, "operations"), config=config, team=team, data=data, env=env)
+        stacks.others["operations"] = operations
+        # Each layer adds its stack below, at its own marker (one line each keeps merges trivial).
+        # <compute-stack>
+        # <metadata-stack>
+        # <hosting-stack>
+        # <workstations-stack>
         for stack in stacks.all():
             cdk.Tags.of(stack).add(naming.TAG_ENVIRONMENT, config.environment)
             cdk.Tags.of(stack).add(naming.TAG_TEAM, team.name)
