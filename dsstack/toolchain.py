@@ -17,6 +17,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIN_NODE_MAJOR = 22
+NODE_SCRIPTS = {"npm": "npm-cli.js", "npx": "npx-cli.js"}
 
 
 def node_bin_dir() -> Path:
@@ -55,6 +56,11 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     env = tool_env()
+    if argv[0] in NODE_SCRIPTS:
+        # The wheel's bin/npm and bin/npx are symlinks that wheels cannot carry; run the real scripts.
+        node = str(node_bin_dir() / "node")
+        script = str(node_bin_dir().parent / "lib" / "node_modules" / "npm" / "bin" / NODE_SCRIPTS[argv[0]])
+        os.execve(node, [node, script, *argv[1:]], env)
     exe = shutil.which(argv[0], path=env["PATH"])
     if exe is None:
         print(f"toolchain: {argv[0]!r} not found on the project PATH", file=sys.stderr)
