@@ -117,15 +117,121 @@ class DataConfig(_Model):
 
 
 # --------------------------------------------------------------------------------------------- compute
+# EC2 families AWS Batch may launch for a team: family -> (vCPUs of its smallest size, GPU?, architecture).
+# A name outside this table is almost always a typo (e.g. 'm7' for 'm7i') that Batch would only reject
+# at deploy time, so it is refused here. Add a family to this table to allow it.
+INSTANCE_FAMILIES: dict[str, tuple[int, bool, str]] = {
+    **{f: (2, False, "x86_64") for f in (
+        "m5", "m5a", "m5n", "m6i", "m6a", "m6in", "m7i", "m7i-flex", "m7a", "m8i",
+        "c5", "c5a", "c5n", "c6i", "c6a", "c6in", "c7i", "c7i-flex", "c7a", "c8i",
+        "r5", "r5a", "r5n", "r6i", "r6a", "r6in", "r7i", "r7a", "r8i", "z1d", "i4i")},
+    **{f: (1, False, "arm64") for f in ("m6g", "m7g", "m8g", "c6g", "c7g", "c8g", "r6g", "r7g", "r8g")},
+    "x2idn": (64, False, "x86_64"), "x2iedn": (4, False, "x86_64"),
+    # NVIDIA GPUs on x86 only: the ECS GPU-optimized AL2023 AMI supports neither Graviton (g5g) nor p3/g3.
+    **{f: (4, True, "x86_64") for f in ("g4dn", "g5", "g6", "g6e")},
+    "gr6": (16, True, "x86_64"), "p4d": (96, True, "x86_64"), "p4de": (96, True, "x86_64"),
+    "p5": (192, True, "x86_64"), "p5e": (192, True, "x86_64"), "p5en": (192, True, "x86_64"),
+}
+# Current-generation defaults when an environment lists no instance_types.
+DEFAULT_CPU_INSTANCE_TYPES = ("m7i", "c7i", "r7i")
+DEFAULT_GPU_INSTANCE_TYPES = ("g6", "g5")
+_SIZE = re.compile(r"^(?:(?P<n>\d+)?xlarge|large|medium|metal(?:-\d+xl)?)$")
+
+
+def instance_vcpus(instance_type: str) -> int | None:
+    """vCPUs of a type ('g6.2xlarge' -> 8) or of a family's smallest size ('g6' -> 4); None if unknown."""
+    family, _, size = instance_type.partition(".")
+    if family not in INSTANCE_FAMILIES:
+        return None
+    if not size:
+        return INSTANCE_FAMILIES[family][0]
+    if size == "medium":
+        return 1
+    if size == "large":
+        return 2
+    if size.endswith("xlarge") and not size.startswith("metal"):
+        return 4 * int(size.removesuffix("xlarge") or 1)
+    return None  # metal sizes differ by family; Batch checks them
+
+
+def _check_instance_type(value: str) -> str:
+    family, dot, size = value.partition(".")
+    if family not in INSTANCE_FAMILIES:
+        raise ValueError(f"unknown instance family {family!r}; use one of {', '.join(sorted(INSTANCE_FAMILIES))} "
+                         "(a family like 'm7i' or a type like 'm7i.2xlarge')")
+    if dot and not _SIZE.match(size):
+        raise ValueError(f"{value!r}: unknown size {size!r}; use e.g. 'large', 'xlarge', '4xlarge' or 'metal'")
+    return value
+
+
+InstanceType = Annotated[str, AfterValidator(_check_instance_type)]
+
+
+def _check_environment(*, gpu: bool, enabled: bool, min_vcpus: int, max_vcpus: int,
+                       instance_types: tuple[str, ...]) -> None:
+    """Checks shared by the cpu/cpu-spot/gpu environments and extra queues (raised at the environment's path)."""
+    if min_vcpus > max_vcpus:
+        raise ValueError(f"min_vcpus ({min_vcpus}) is above max_vcpus ({max_vcpus})")
+    if enabled and max_vcpus < 1:
+        raise ValueError("max_vcpus must be at least 1 for an enabled environment (or set enabled: false)")
+    types = instance_types or (DEFAULT_GPU_INSTANCE_TYPES if gpu else DEFAULT_CPU_INSTANCE_TYPES)
+    wrong = [t for t in types if INSTANCE_FAMILIES[t.partition(".")[0]][1] != gpu]
+    if wrong:
+        kind = "GPU" if gpu else "CPU (non-GPU)"
+        raise ValueError(f"instance_types {wrong} are not {kind} families; a GPU environment needs NVIDIA GPU "
+                         f"families ({', '.join(f for f, v in INSTANCE_FAMILIES.items() if v[1])}), "
+                         "the others need CPU families")
+    archs = {INSTANCE_FAMILIES[t.partition(".")[0]][2] for t in types}
+    if len(archs) > 1:
+        raise ValueError(f"instance_types {list(types)} mix architectures {sorted(archs)}; one environment runs "
+                         "one architecture (declare an extra queue for Graviton)")
+    sizes = [v for v in (instance_vcpus(t) for t in types) if v is not None]
+    if enabled and sizes and max_vcpus < min(sizes):
+        smallest = min(sizes)
+        raise ValueError(f"max_vcpus ({max_vcpus}) is below the {smallest} vCPUs of the smallest instance in "
+                         f"{list(types)}; Batch could never launch one. Raise max_vcpus to at least {smallest}")
+
+
 class ComputeEnvironmentConfig(_Model):
-    """One AWS Batch compute environment."""
+    """One AWS Batch EC2 compute environment (cpu, cpu_spot)."""
 
     enabled: bool = True
     min_vcpus: int = Field(0, ge=0, description="vCPUs kept running while idle. Anything above 0 costs money.")
-    max_vcpus: int = Field(256, ge=0, le=10_000)
-    instance_types: tuple[str, ...] = Field(
-        (), description="EC2 instance families or types (e.g. 'm7i', 'g6.xlarge'). Empty = the default set."
+    max_vcpus: int = Field(256, ge=0, le=10_000, description="Upper bound of vCPUs running at once (cost cap).")
+    instance_types: tuple[InstanceType, ...] = Field(
+        (), description="EC2 instance families or types (e.g. 'm7i', 'g6.xlarge'). Empty = the default set "
+        "(cpu: m7i, c7i, r7i; gpu: g6, g5)."
     )
+
+    def is_gpu(self) -> bool:
+        return False
+
+    def resolved_instance_types(self) -> tuple[str, ...]:
+        if self.instance_types:
+            return self.instance_types
+        return DEFAULT_GPU_INSTANCE_TYPES if self.is_gpu() else DEFAULT_CPU_INSTANCE_TYPES
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComputeEnvironmentConfig:
+        _check_environment(gpu=self.is_gpu(), enabled=self.enabled, min_vcpus=self.min_vcpus,
+                           max_vcpus=self.max_vcpus, instance_types=self.instance_types)
+        return self
+
+
+class GpuEnvironmentConfig(ComputeEnvironmentConfig):
+    """The GPU environment: NVIDIA families only, ECS GPU-optimized Amazon Linux 2023 AMI."""
+
+    max_vcpus: int = Field(64, ge=0, le=10_000, description="Upper bound of vCPUs running at once (cost cap).")
+
+    def is_gpu(self) -> bool:
+        return True
+
+
+class FargateEnvironmentConfig(_Model):
+    """Optional Fargate environment (no instances to manage; no GPUs; billed per task)."""
+
+    enabled: bool = False
+    max_vcpus: int = Field(64, ge=1, le=10_000, description="Upper bound of vCPUs running at once (cost cap).")
 
 
 class ExtraQueueConfig(_Model):
@@ -135,7 +241,13 @@ class ExtraQueueConfig(_Model):
     kind: Literal["on-demand", "spot", "gpu"] = "on-demand"
     min_vcpus: int = Field(0, ge=0)
     max_vcpus: int = Field(256, ge=1, le=10_000)
-    instance_types: tuple[str, ...] = Field(..., min_length=1)
+    instance_types: tuple[InstanceType, ...] = Field(..., min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExtraQueueConfig:
+        _check_environment(gpu=self.kind == "gpu", enabled=True, min_vcpus=self.min_vcpus,
+                           max_vcpus=self.max_vcpus, instance_types=self.instance_types)
+        return self
 
 
 class ComputeConfig(_Model):
@@ -143,12 +255,12 @@ class ComputeConfig(_Model):
 
     cpu: ComputeEnvironmentConfig = ComputeEnvironmentConfig()
     cpu_spot: ComputeEnvironmentConfig = ComputeEnvironmentConfig()
-    gpu: ComputeEnvironmentConfig = ComputeEnvironmentConfig(max_vcpus=64)
-    fargate: ComputeEnvironmentConfig = ComputeEnvironmentConfig(enabled=False, max_vcpus=64)
+    gpu: GpuEnvironmentConfig = GpuEnvironmentConfig()
+    fargate: FargateEnvironmentConfig = FargateEnvironmentConfig()
     extra_queues: tuple[ExtraQueueConfig, ...] = ()
     root_volume_gb: int = Field(100, ge=30, le=16_384, description="Encrypted gp3 root volume per instance.")
     runnable_timeout_minutes: int = Field(
-        60, ge=10, le=10_080,
+        60, ge=10, le=1440,  # the limits AWS Batch accepts for a job-state time limit action
         description="Jobs stuck RUNNABLE longer than this are cancelled (job-state time limit).",
     )
 
@@ -161,6 +273,9 @@ class ComputeConfig(_Model):
                 raise ValueError(f"extra_queues[{i}].name: {name!r} is reserved (used by {sorted(reserved)})")
             if names.index(name) != i:
                 raise ValueError(f"extra_queues[{i}].name: {name!r} is used twice; queue names must be unique")
+        if not (self.cpu.enabled or self.cpu_spot.enabled):
+            raise ValueError("cpu.enabled: the cpu queue needs cpu or cpu_spot enabled (it is the default "
+                             "METAFLOW_BATCH_JOB_QUEUE)")
         return self
 
 

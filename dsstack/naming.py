@@ -27,6 +27,7 @@ def team_layers(team: TeamConfig) -> list[str]:
     """
     layers = ["data", "operations"]
     # <compute-layer>
+    layers.append("compute")
     # <metadata-layer>
     # <hosting-layer>
     # <workstations-layer>

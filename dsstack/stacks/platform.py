@@ -9,6 +9,7 @@ import aws_cdk as cdk
 
 from dsstack import naming
 from dsstack.config import PlatformConfig
+from dsstack.stacks.compute import ComputeStack
 from dsstack.stacks.data import DataStack
 from dsstack.stacks.network import NetworkStack
 from dsstack.stacks.operations import OperationsStack
@@ -56,6 +57,7 @@ def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
         stacks.others["operations"] = operations
         # Each layer adds its stack below, at its own marker (one line each keeps merges trivial).
         # <compute-stack>
+        stacks.others["compute"] = ComputeStack(app, name(team.name, "compute"), config=config, team=team, data=data, network=network, env=env)  # noqa: E501
         # <metadata-stack>
         # <hosting-stack>
         # <workstations-stack>
