@@ -1,0 +1,44 @@
+"""python -m dsstack.local up|down|status|deploy|destroy [--config PATH] [--target auto|local|aws]"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dsstack.local import emulator
+from dsstack.local.deploy import DeployError, deploy, destroy
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsstack.local", description=__doc__)
+    parser.add_argument("command", choices=["up", "down", "status", "deploy", "destroy"])
+    parser.add_argument("--config", default="config/example.yaml")
+    parser.add_argument("--target", default="auto", help="auto (default: AWS if credentials exist), local, aws")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            emu = emulator.up()
+            print(f"emulator running: {emu.endpoint} (pid {emu.pid}, log {emu.log_file})")
+        elif args.command == "down":
+            pid = emulator.down()
+            print(f"emulator stopped (pid {pid})" if pid else "no emulator was running")
+        elif args.command == "status":
+            emu = emulator.status()
+            print(f"running: {emu.endpoint} (pid {emu.pid}, log {emu.log_file})" if emu else "not running")
+            return 0 if emu else 3
+        elif args.command == "deploy":
+            result = deploy(args.config, args.target)
+            print(result.summary)
+        else:
+            destroy(args.config, args.target)
+    except (DeployError, emulator.EmulatorError) as error:
+        print(f"\nERROR: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
