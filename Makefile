@@ -48,3 +48,13 @@ bench: setup
 
 clean:
 	rm -rf cdk.out cdk.out.* .pytest_cache .hypothesis
+
+# The main job. Without AWS credentials (or TARGET=local): start the embedded emulator (.dsstack/emulator/)
+# and deploy CONFIG into it with the real CDK CLI, then verify. TARGET=aws: plain `cdk deploy --all`.
+TARGET ?= auto
+deploy: setup
+	$(PY) -m dsstack.local deploy --config $(CONFIG) --target $(TARGET)
+
+# Stops exactly the emulator `make deploy` started (its PID is in .dsstack/emulator/emulator.json).
+down:
+	$(PY) -m dsstack.local down
