@@ -69,6 +69,11 @@ def schema(output: Annotated[Path | None, typer.Option("--output", "-o", help="W
         typer.echo(f"wrote {output}", err=True)
 
 
+from dsstack import cli_metaflow  # noqa: E402
+
+cli_metaflow.register(app)
+
+
 def main() -> None:
     app()
 
