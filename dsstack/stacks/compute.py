@@ -45,10 +45,8 @@ class ComputeStack(cdk.Stack):
             description="dsstack: the team's Metaflow config (metaflow configure import format)",
             tier=ssm.ParameterTier.STANDARD,
         )
-        self._metaflow_output = cdk.CfnOutput(self, "MetaflowConfig", value="{}",
-                                              description=f"Metaflow config JSON (SSM {self.metaflow_parameter_name})")
         # Per-layer Metaflow keys; other layers add theirs with add_metaflow_layer(), which re-renders the
-        # parameter and the output (eagerly: jsii cannot pass a resolve context to a Python Lazy producer).
+        # parameter (eagerly: jsii cannot pass a resolve context to a Python Lazy producer).
         self._metaflow_layers: dict[str, Mapping[str, str]] = {}
         self.add_metaflow_layer("compute", metaflow_config.compute_keys(
             region=self.region,
@@ -62,9 +60,21 @@ class ComputeStack(cdk.Stack):
             events_role_arn=self.orchestration.events_role.role_arn,
             execution_log_group_arn=self.orchestration.log_group.log_group_arn,
         ))
-        for name, queue in self.batch.job_queues.items():
-            cdk.CfnOutput(self, f"JobQueue{_pascal(name)}", value=queue.job_queue_name,
-                          description=f"Batch job queue '{name}' (@batch(queue=...))")
+        # Outputs: the values this stack owns (an output re-exporting another stack's value is a cfn-lint
+        # finding); the complete document, with the data and metadata values, is the SSM parameter.
+        owned = {
+            "JobRoleArn": ("METAFLOW_ECS_S3_ACCESS_IAM_ROLE", self.batch.job_role.role_arn),
+            "ExecutionRoleArn": ("METAFLOW_ECS_FARGATE_EXECUTION_ROLE", self.batch.execution_role.role_arn),
+            "StepFunctionsRoleArn": ("METAFLOW_SFN_IAM_ROLE", self.orchestration.step_functions_role.role_arn),
+            "EventsRoleArn": ("METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE", self.orchestration.events_role.role_arn),
+            "ExecutionLogGroupArn": ("METAFLOW_SFN_EXECUTION_LOG_GROUP_ARN",
+                                     self.orchestration.log_group.log_group_arn),
+            "StateMachinePrefix": ("METAFLOW_SFN_STATE_MACHINE_PREFIX", prefix),
+            **{f"JobQueue{_pascal(name)}": (metaflow_config.queue_config_key(name), queue.job_queue_name)
+               for name, queue in self.batch.job_queues.items()},
+        }
+        for output_id, (key, value) in owned.items():
+            cdk.CfnOutput(self, output_id, value=value, description=f"{key} (all keys: SSM {self.metaflow_parameter_name})")
 
     def add_metaflow_layer(self, layer: str, keys: Mapping[str, str]) -> None:
         """Contribute a layer's Metaflow keys (e.g. the metadata service's) to the published config."""
@@ -74,7 +84,6 @@ class ComputeStack(cdk.Stack):
         document = self.to_json_string(self.metaflow_keys())
         cfn_parameter: ssm.CfnParameter = self.metaflow_parameter.node.default_child
         cfn_parameter.value = document
-        self._metaflow_output.value = document
 
     def metaflow_keys(self) -> dict[str, str]:
         """The merged keys (values may be tokens)."""

@@ -196,8 +196,11 @@ def test_metaflow_config_is_published_as_ssm_and_output(vision):
                 "METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE", "METAFLOW_SFN_EXECUTION_LOG_GROUP_ARN",
                 "DSSTACK_BATCH_JOB_QUEUE_GPU", "dsstack-demo-vision-"):
         assert key in value, key
-    assert "MetaflowConfig" in vision["Outputs"]
-    assert vision["Outputs"]["MetaflowConfig"]["Value"] == parameter["Value"]
+    outputs = vision["Outputs"]
+    assert {"JobRoleArn", "ExecutionRoleArn", "StepFunctionsRoleArn", "EventsRoleArn", "ExecutionLogGroupArn",
+            "StateMachinePrefix", "JobQueueCpu", "JobQueueGpu"} <= set(outputs)
+    assert outputs["StateMachinePrefix"]["Value"] == "dsstack-demo-vision-"
+    assert "METAFLOW_SFN_IAM_ROLE" in outputs["StepFunctionsRoleArn"]["Description"]
 
 
 def test_compute_stack_is_stateless(vision):
