@@ -1,7 +1,9 @@
 """`dsstack metaflow-config`: fetch a team's deployed Metaflow config for `metaflow configure import`.
 
 Reads the SSM parameter the compute stack publishes (/dsstack/<env>/<team>/metaflow/config) with
-boto3, which honours AWS_ENDPOINT_URL (the embedded emulator) and the usual AWS credentials.
+boto3, which honours AWS_ENDPOINT_URL (the embedded emulator) and the usual AWS credentials. When the
+config uses the team's metadata service, METAFLOW_SERVICE_AUTH_KEY (the API key value, never published)
+is added from API Gateway (dsstack/metadata_config.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from dsstack import metaflow_config
+from dsstack import metadata_config, metaflow_config
 from dsstack.config import DEFAULT_CONFIG_PATH
 
 
@@ -34,9 +36,13 @@ def fetch(environment: str, team: str, region: str) -> dict[str, str]:
     except BotoCoreError as error:
         raise LookupError(f"cannot read {name}: {error}") from None
     try:
-        return metaflow_config.parse_document(value, source=name)
+        document = metaflow_config.parse_document(value, source=name)
     except ValueError as error:
         raise LookupError(str(error)) from None
+    try:
+        return metadata_config.complete(document, boto3.Session(region_name=region), environment, team)
+    except (ClientError, BotoCoreError) as error:
+        raise LookupError(f"cannot read the metadata service API key of team {team!r}: {error}") from None
 
 
 def profile_path(profile: str) -> Path:

@@ -29,6 +29,8 @@ def team_layers(team: TeamConfig) -> list[str]:
     # <compute-layer>
     layers.append("compute")
     # <metadata-layer>
+    if team.metadata_service.enabled:
+        layers.append("metadata")
     # <hosting-layer>
     # <workstations-layer>
     return layers

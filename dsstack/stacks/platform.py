@@ -11,6 +11,7 @@ from dsstack import naming
 from dsstack.config import PlatformConfig
 from dsstack.stacks.compute import ComputeStack
 from dsstack.stacks.data import DataStack
+from dsstack.stacks.metadata import MetadataStack
 from dsstack.stacks.network import NetworkStack
 from dsstack.stacks.operations import OperationsStack
 
@@ -59,6 +60,11 @@ def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
         # <compute-stack>
         stacks.others["compute"] = ComputeStack(app, name(team.name, "compute"), config=config, team=team, data=data, network=network, env=env)  # noqa: E501
         # <metadata-stack>
+        if team.metadata_service.enabled:
+            metadata = MetadataStack(app, name(team.name, "metadata"), config=config, team=team, data=data, operations=operations, env=env)  # noqa: E501
+            stacks.others["metadata"] = metadata
+            if "compute" in stacks.others:  # the compute stack publishes the team's Metaflow config
+                stacks.others["compute"].add_metaflow_layer("metadata", metadata.metaflow_keys())
         # <hosting-stack>
         # <workstations-stack>
         for stack in stacks.all():
