@@ -126,8 +126,13 @@ class ApiGatewayAccount(RecordedResource):
 
 
 def register_types() -> None:
+    from moto.apigateway.models import Deployment
+
     for cls in (Stage, ApiKey, UsagePlan, UsagePlanKey, ApiGatewayAccount):
         EMULATED_TYPES[cls.TYPE] = cls
+    # {"Ref": <AWS::ApiGateway::Deployment>} resolved to the Python object (no physical id): a stage
+    # referring to it stored the object, and GetStages failed to serialize it (500).
+    Deployment.physical_resource_id = property(lambda self: self.id)
 
 
 # --- serving a stage ---------------------------------------------------------------------------------------
@@ -275,7 +280,7 @@ def _respond_typed(start_response: Any, status: int, data: bytes, content_type: 
 PATCHES = [
     Patch("apigateway-cfn-types",
           "AWS::ApiGateway::Stage, ApiKey, UsagePlan, UsagePlanKey and Account are skipped: a CDK RestApi "
-          "deploys with no stage and no key",
+          "deploys with no stage and no key; Ref to a Deployment yields no id",
           "creates them in moto's API Gateway backend (Account is recorded: it only names a CloudWatch role)",
           register_types),
     Patch("apigateway-lambda-proxy",

@@ -62,7 +62,7 @@ def apply_bucket_properties(bucket_name: str, properties: dict[str, Any], accoun
         backend.put_public_access_block(bucket_name, properties["PublicAccessBlockConfiguration"])
     ownership = properties.get("OwnershipControls")
     if ownership:
-        backend.put_bucket_ownership_controls(bucket_name, {"Rule": ownership["Rules"][0]})
+        backend.put_bucket_ownership_controls(bucket_name, ownership["Rules"][0]["ObjectOwnership"])
     lifecycle = properties.get("LifecycleConfiguration")
     if lifecycle:
         backend.put_bucket_lifecycle(bucket_name, [_cfn_lifecycle_rule(r) for r in lifecycle["Rules"]])
@@ -111,6 +111,17 @@ def patch_bucket_properties() -> None:
 
     FakeBucket.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
     FakeBucket.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+
+
+def patch_bucket_delete() -> None:
+    def delete_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+                                        region_name: str) -> None:
+        backend = s3_models.s3_backends[account_id][get_partition(region_name)]
+        if resource_name in backend.buckets and backend.buckets[resource_name].keys:
+            raise ValueError(f"The bucket you tried to delete is not empty ({resource_name})")
+        backend.delete_bucket(resource_name)
+
+    s3_models.FakeBucket.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
 
 
 # --- bucket policy conditions ---------------------------------------------------------------------------
@@ -229,6 +240,10 @@ PATCHES = [
           "reads Properties.BucketName and fails for generated names",
           "applies all of them on create and update",
           patch_bucket_properties),
+    Patch("s3-cfn-delete-nonempty",
+          "deleting a stack with a non-empty bucket silently keeps the bucket and reports DELETE_COMPLETE",
+          "the delete fails with AWS's 'bucket is not empty' reason (DELETE_FAILED), as in CloudFormation",
+          patch_bucket_delete),
     Patch("s3-policy-conditions",
           "bucket-policy statements with a Condition are evaluated as an explicit Deny when the condition "
           "does not match, so CDK's 'deny unless aws:SecureTransport' statement denies every request",
