@@ -163,6 +163,10 @@ class BatchCompute(Construct):
             ec2_environment(extra.name, gpu=extra.kind == "gpu", spot=extra.kind == "spot",
                             min_vcpus=extra.min_vcpus, max_vcpus=extra.max_vcpus, instance_types=extra.instance_types)
 
+        for environment_ in self.compute_environments.values():
+            # CDK writes `managed`; the documented CloudFormation value is MANAGED (moto accepts only that).
+            environment_.node.default_child.add_property_override("Type", "MANAGED")
+
         # ------------------------------------------------------------------------------ job queues
         # cpu: Spot first (up to ~90% cheaper), on-demand when Spot has no capacity or is disabled.
         queue_environments: dict[str, list[str]] = {
