@@ -438,6 +438,34 @@ def test_ec2_flow_log_s3_prefix_and_route_table_association(aws: Callable[[str],
     assert physical["Assoc"].startswith("rtbassoc-")
 
 
+def test_ec2_network_deletes(aws: Callable[[str], Any]) -> None:
+    cfn, ec2, name = aws("cloudformation"), aws("ec2"), unique("vpcdel")
+    stack = run_change_set(cfn, name, {"Resources": {
+        "Logs": {"Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain"},
+        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.7.0.0/16"}},
+        "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.7.0.0/24"}},
+        "Table": {"Type": "AWS::EC2::RouteTable", "Properties": {"VpcId": {"Ref": "Vpc"}}},
+        "Assoc": {"Type": "AWS::EC2::SubnetRouteTableAssociation", "Properties": {
+            "RouteTableId": {"Ref": "Table"}, "SubnetId": {"Ref": "Subnet"}}},
+        "Igw": {"Type": "AWS::EC2::InternetGateway"},
+        "Attach": {"Type": "AWS::EC2::VPCGatewayAttachment", "Properties": {
+            "VpcId": {"Ref": "Vpc"}, "InternetGatewayId": {"Ref": "Igw"}}},
+        "Default": {"Type": "AWS::EC2::Route", "DependsOn": ["Attach"], "Properties": {
+            "RouteTableId": {"Ref": "Table"}, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": {"Ref": "Igw"}}},
+        "S3Endpoint": {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+            "VpcId": {"Ref": "Vpc"}, "ServiceName": "com.amazonaws.us-east-1.s3", "VpcEndpointType": "Gateway",
+            "RouteTableIds": [{"Ref": "Table"}]}},
+        "Flow": {"Type": "AWS::EC2::FlowLog", "Properties": {
+            "ResourceId": {"Ref": "Vpc"}, "ResourceType": "VPC", "TrafficType": "ALL", "LogDestinationType": "s3",
+            "LogDestination": {"Fn::GetAtt": ["Logs", "Arn"]}}}},
+        "Outputs": {"Vpc": {"Value": {"Ref": "Vpc"}}}})
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    vpc = stack["Outputs"][0]["OutputValue"]
+    cfn.delete_stack(StackName=name)
+    assert not [s for s in cfn.describe_stacks()["Stacks"] if s["StackName"] == name], events_of(cfn, name)[:3]
+    assert not [v for v in ec2.describe_vpcs()["Vpcs"] if v["VpcId"] == vpc]
+
+
 def test_ec2_flow_log_s3_prefix(aws: Callable[[str], Any]) -> None:
     ec2, s3 = aws("ec2"), aws("s3")
     bucket = unique("flows")

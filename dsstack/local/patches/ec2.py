@@ -86,7 +86,61 @@ def patch_subnet_route_table_association() -> None:
     cls_.delete = delete
 
 
+def patch_network_deletes() -> None:
+    from moto.ec2.models import ec2_backends, internet_gateways, route_tables, vpcs, vpn_gateway
+
+    def backend(account_id: str, region_name: str) -> Any:
+        return ec2_backends[account_id][region_name]
+
+    def delete_route_table(self: Any, account_id: str, region_name: str) -> None:
+        from moto.ec2.exceptions import DependencyViolationError
+
+        ec2 = backend(account_id, region_name)
+        # The stack delete tries resources in no particular order and retries the ones that fail: refuse
+        # while a gateway endpoint still routes through this table, so the endpoint goes first.
+        users = [e.id for e in ec2.vpc_end_points.values() if e.state != "deleted" and self.id in e.route_table_ids]
+        if users:
+            raise DependencyViolationError(f"route table {self.id} is used by {', '.join(users)}")
+        ec2.delete_route_table(self.id)
+
+    def delete_route(self: Any, account_id: str, region_name: str) -> None:
+        ec2 = backend(account_id, region_name)
+        if self.route_table.id in ec2.route_tables:
+            ec2.delete_route(self.route_table.id, self.destination_cidr_block,
+                             destination_ipv6_cidr_block=self.destination_ipv6_cidr_block,
+                             destination_prefix_list_id=getattr(self.destination_prefix_list, "id", None))
+
+    def delete_internet_gateway(self: Any, account_id: str, region_name: str) -> None:
+        backend(account_id, region_name).delete_internet_gateway(self.id)
+
+    def delete_attachment(self: Any, account_id: str, region_name: str) -> None:
+        ec2 = backend(account_id, region_name)
+        if self.gateway_id.startswith("igw-"):
+            ec2.detach_internet_gateway(self.gateway_id, self.vpc_id)
+        else:
+            ec2.detach_vpn_gateway(self.gateway_id, self.vpc_id)
+
+    def delete_endpoint(self: Any, account_id: str, region_name: str) -> None:
+        backend(account_id, region_name).delete_vpc_endpoints([self.id])
+
+    def delete_flow_log(self: Any, account_id: str, region_name: str) -> None:
+        backend(account_id, region_name).delete_flow_logs([self.id])
+
+    route_tables.RouteTable.delete = delete_route_table
+    route_tables.Route.delete = delete_route
+    internet_gateways.InternetGateway.delete = delete_internet_gateway
+    vpn_gateway.VPCGatewayAttachment.delete = delete_attachment
+    vpcs.VPCEndPoint.delete = delete_endpoint
+    flow_logs.FlowLogs.delete = delete_flow_log
+
+
 PATCHES = [
+    Patch("ec2-network-deletes",
+          "RouteTable, Route, InternetGateway, VPCGatewayAttachment, VPCEndpoint and FlowLog have no delete: "
+          "a stack delete drops them from the stack but leaves them in EC2, so the VPC delete then fails "
+          "with DependencyViolation (DELETE_FAILED network stack)",
+          "deletes/detaches each of them in EC2; the stack delete's retry loop orders them before the VPC",
+          patch_network_deletes),
     Patch("ec2-subnet-route-table-association",
           "AWS::EC2::SubnetRouteTableAssociation is recorded but the route table is never associated with "
           "the subnet (DescribeRouteTables shows no association), and it cannot be deleted",
