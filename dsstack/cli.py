@@ -74,6 +74,11 @@ from dsstack import cli_metaflow  # noqa: E402
 cli_metaflow.register(app)
 
 
+from dsstack import cli_workstation  # noqa: E402 (subcommand modules register at the end)
+
+cli_workstation.register(app)
+
+
 def main() -> None:
     app()
 

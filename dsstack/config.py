@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -347,15 +348,84 @@ class ModelConfig(_Model):
 
 
 # ---------------------------------------------------------------------------------------- workstations
-class WorkstationConfig(_Model):
-    """One data scientist's cloud workstation (EC2, SSM only)."""
+# `<family>.<size>`, e.g. t3.large, m7i-flex.xlarge, g6e.2xlarge, p4d.24xlarge.
+_INSTANCE_TYPE = re.compile(r"^(?P<family>(?P<letters>[a-z]+)(?P<gen>\d+)(?P<attrs>[a-z]*)(?:-[a-z0-9]+)?)\."
+                            r"(?P<size>nano|micro|small|medium|large|xlarge|\d+xlarge|metal(?:-\d+xl)?)$")
+# NVIDIA GPU families the Deep Learning Base OSS NVIDIA Driver GPU AMI (Amazon Linux 2023) supports.
+# Older or non-NVIDIA accelerators (p3, g4ad AMD, inf/trn Neuron, dl1 Gaudi) need other drivers.
+GPU_FAMILIES = frozenset({"g4dn", "g5", "g5g", "g6", "g6e", "g6f", "gr6", "gr6f", "g7", "g7e", "p4d", "p4de",
+                          "p5", "p5e", "p5en", "p6-b200", "p6-b300"})
+_ACCELERATOR_LETTERS = frozenset({"g", "gr", "p", "inf", "trn", "dl", "f", "vt"})
+_UNSUPPORTED_LETTERS = {"mac": "Mac instances need a dedicated host", "u": "High-memory instances need a dedicated host"}
+GPU_MIN_ROOT_VOLUME_GB = 100  # the GPU AMI ships the NVIDIA driver and several CUDA toolkits
+# pip requirement names (PEP 508 name, optional extras and version specifier); no URLs, paths or options
+# because the boot script passes them to pip as-is.
+_PACKAGE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?(?:\[[A-Za-z0-9._,-]+\])?"
+                      r"(?:(?:===|==|~=|!=|<=|>=|<|>)[A-Za-z0-9.*+!-]+(?:,(?:===|==|~=|!=|<=|>=|<|>)[A-Za-z0-9.*+!-]+)*)?$")
 
-    user: ResourceName
-    instance_type: str = "t3.large"
-    root_volume_gb: int = Field(40, ge=30, le=1024)
-    home_volume_gb: int = Field(100, ge=10, le=16_384)
-    idle_minutes: int = Field(60, ge=15, le=1440, description="Stopped after this long below the CPU threshold.")
-    extra_packages: tuple[str, ...] = ()
+
+def _check_workstation_instance_type(value: str) -> str:
+    match = _INSTANCE_TYPE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not an EC2 instance type; use '<family>.<size>' like 't3.large' or 'g6.xlarge'")
+    letters, family = match["letters"], match["family"]
+    if letters in _UNSUPPORTED_LETTERS:
+        raise ValueError(f"{value!r}: {_UNSUPPORTED_LETTERS[letters]}; pick a general-purpose type like 't3.large'")
+    if letters in _ACCELERATOR_LETTERS and family not in GPU_FAMILIES:
+        raise ValueError(f"{value!r}: accelerator family {family!r} is not supported by the NVIDIA GPU AMI; "
+                         f"use one of {', '.join(sorted(GPU_FAMILIES))} (e.g. 'g6.xlarge')")
+    return value
+
+
+def _check_package(value: str) -> str:
+    if not _PACKAGE.match(value.replace(" ", "")):
+        raise ValueError(f"{value!r} is not a pip requirement; use a package name with an optional version, "
+                         "e.g. 'polars' or 'scikit-learn==1.5.2' (no URLs, paths or pip options)")
+    return value.replace(" ", "")
+
+
+def instance_family(instance_type: str) -> str:
+    """'g6e.2xlarge' -> 'g6e'."""
+    return instance_type.split(".", 1)[0]
+
+
+class WorkstationConfig(_Model):
+    """One data scientist's cloud workstation (EC2, SSM only). Stopped, it costs only its disks."""
+
+    user: ResourceName = Field(..., description="The data scientist's user name (also the Linux user).")
+    instance_type: Annotated[str, AfterValidator(_check_workstation_instance_type)] = Field(
+        "t3.large", description="EC2 instance type; NVIDIA GPU types (g4dn, g5, g6, g6e, p4d, p5...) get the "
+        "Deep Learning Base GPU AMI on Amazon Linux 2023. Graviton types (t4g, m7g...) get the arm64 image.",
+    )
+    root_volume_gb: int = Field(40, ge=30, le=1024, description="Encrypted gp3 root volume (reinstallable system).")
+    home_volume_gb: int = Field(100, ge=10, le=16_384,
+                                description="Encrypted gp3 volume mounted as the user's home; RETAIN, survives "
+                                "instance replacement.")
+    idle_minutes: int = Field(60, ge=15, le=1440,
+                              description="Stopped after this many minutes with CPU below idle_cpu_percent.")
+    idle_cpu_percent: float = Field(5.0, gt=0, le=50, description="CPU utilization counted as idle (average).")
+    extra_packages: tuple[Annotated[str, AfterValidator(_check_package)], ...] = Field(
+        (), description="Extra pip packages installed into the workstation's Python (e.g. 'polars').",
+    )
+
+    @property
+    def gpu(self) -> bool:
+        return instance_family(self.instance_type) in GPU_FAMILIES
+
+    @property
+    def arm64(self) -> bool:
+        """Graviton families carry a 'g' in their attributes: t4g, m7g, c7gn, r8g, g5g, im4gn."""
+        match = _INSTANCE_TYPE.match(self.instance_type)
+        return bool(match and "g" in match["attrs"])
+
+    @field_validator("root_volume_gb")
+    @classmethod
+    def _gpu_root_volume(cls, value: int, info: ValidationInfo) -> int:
+        instance_type = info.data.get("instance_type")  # absent when the type itself was invalid
+        if instance_type and instance_family(instance_type) in GPU_FAMILIES and value < GPU_MIN_ROOT_VOLUME_GB:
+            raise ValueError(f"GPU instance type {instance_type!r} needs at least {GPU_MIN_ROOT_VOLUME_GB} GB for "
+                             f"the NVIDIA GPU AMI, got {value}; set root_volume_gb: {GPU_MIN_ROOT_VOLUME_GB}")
+        return value
 
 
 # ------------------------------------------------------------------------------------------------ team

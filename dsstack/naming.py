@@ -32,7 +32,8 @@ def team_layers(team: TeamConfig) -> list[str]:
     if team.metadata_service.enabled:
         layers.append("metadata")
     # <hosting-layer>
-    # <workstations-layer>
+    if team.workstations:  # <workstations-layer>
+        layers.append("workstations")
     return layers
 
 

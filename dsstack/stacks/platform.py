@@ -66,7 +66,11 @@ def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
             if "compute" in stacks.others:  # the compute stack publishes the team's Metaflow config
                 stacks.others["compute"].add_metaflow_layer("metadata", metadata.metaflow_keys())
         # <hosting-stack>
-        # <workstations-stack>
+        if team.workstations:  # <workstations-stack>
+            from dsstack.stacks.workstations import WorkstationsStack  # local import: one-block wiring
+            stacks.others["workstations"] = WorkstationsStack(
+                app, name(team.name, "workstations"), config=config, team=team, network=network.network,
+                data=data, compute=stacks.others.get("compute"), env=env)  # type: ignore[arg-type]
         for stack in stacks.all():
             cdk.Tags.of(stack).add(naming.TAG_ENVIRONMENT, config.environment)
             cdk.Tags.of(stack).add(naming.TAG_TEAM, team.name)
