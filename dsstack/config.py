@@ -232,6 +232,8 @@ class FargateEnvironmentConfig(_Model):
     """Optional Fargate environment (no instances to manage; no GPUs; billed per task)."""
 
     enabled: bool = False
+    # Fargate keeps nothing running: the field exists so every environment answers `min_vcpus` alike.
+    min_vcpus: int = Field(0, ge=0, le=0, description="Always 0: Fargate has no idle capacity.")
     max_vcpus: int = Field(64, ge=1, le=10_000, description="Upper bound of vCPUs running at once (cost cap).")
 
 

@@ -48,7 +48,7 @@ def test_defaults_scale_to_zero_with_current_generation_families():
     ({"root_volume_gb": -100}, "teams[0].compute.root_volume_gb", ["greater than or equal to 30"]),
     ({"cpu": {"min_vcpus": 64, "max_vcpus": 32}}, "teams[0].compute.cpu", ["min_vcpus (64) is above max_vcpus"]),
     ({"runnable_timeout_minutes": 2000}, "teams[0].compute.runnable_timeout_minutes", ["1440"]),
-    ({"fargate": {"enabled": True, "min_vcpus": 4}}, "teams[0].compute.fargate", ["unknown key 'min_vcpus'"]),
+    ({"fargate": {"enabled": True, "min_vcpus": 4}}, "teams[0].compute.fargate.min_vcpus", ["less than or equal to 0"]),
     ({"extra_queues": [{"name": "gpu", "instance_types": ["g6"], "kind": "gpu"}]}, "teams[0].compute",
      ["reserved"]),
 ])
