@@ -95,11 +95,6 @@ class MetadataService(Construct):
             memory_size=512,
             retry_attempts=0,  # invoked synchronously by API Gateway; the client retries 5xx itself
         )
-        # CDK makes the function DependsOn its role, which the Role GetAtt already implies (cfn-lint W3005).
-        # Keep only the dependency on the role's policy (created below, before the function may run).
-        function_resource: cdk.CfnResource = self.handler.function.node.default_child
-        policy_resource = self.handler.role.node.find_child("DefaultPolicy").node.default_child
-        function_resource.add_override("DependsOn", [cdk.Stack.of(self).get_logical_id(policy_resource)])
         # The table and its one index, nothing else (no wildcards); the table is encrypted with the team key
         # (PythonFunction already grants kms:Decrypt and kms:GenerateDataKey on it).
         self.handler.role.add_to_principal_policy(iam.PolicyStatement(

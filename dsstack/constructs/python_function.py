@@ -121,6 +121,11 @@ class PythonFunction(Construct):
         )
         # Environment variables and the dead-letter queue are encrypted with the team key.
         key.grant(self.role, "kms:Decrypt", "kms:GenerateDataKey")
+        # CDK makes the function DependsOn its role, which the Role GetAtt already implies (cfn-lint W3005).
+        # Keep only the dependency on the role's policy, so permissions exist before the function runs.
+        function_resource = self.function.node.default_child
+        policy_resource = self.role.node.find_child("DefaultPolicy").node.default_child
+        function_resource.add_override("DependsOn", [cdk.Stack.of(self).get_logical_id(policy_resource)])
         acknowledge_all(self.role, {
             "NIST.800.53.R5-IAMNoInlinePolicy": "CDK grants write this role's statements into its own policy, "
             "scoped to the exact resources of this one function; nothing else can attach it.",

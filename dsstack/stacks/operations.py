@@ -15,6 +15,7 @@ from constructs import Construct
 
 from dsstack import naming
 from dsstack.config import PlatformConfig, TeamConfig
+from dsstack.constructs.event_glue import EventGlue
 from dsstack.nag import acknowledge_all
 from dsstack.stacks.data import DataStack
 
@@ -44,6 +45,11 @@ class OperationsStack(cdk.Stack):
         for email in team.alerts.emails:
             self.alert_topic.add_subscription(
                 subscriptions.EmailSubscription(email, dead_letter_queue=self.undelivered_alerts))
+        self.glue = EventGlue(
+            self, "EventGlue", environment=config.environment, team=team.name, alerts=team.alerts,
+            bucket=data.bucket, catalog_table=data.catalog_table, idempotency_table=data.idempotency_table,
+            key=data.key, alert_topic=self.alert_topic, log_retention_days=config.log_retention_days,
+        )
         cdk.CfnOutput(self, "AlertTopicArn", value=self.alert_topic.topic_arn,
                       description="SNS topic receiving the team's alerts")
         self.parameter_name = naming.ssm_parameter_name(config.environment, team.name, "alerts/topic-arn")
