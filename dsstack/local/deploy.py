@@ -127,7 +127,15 @@ def client_session(emu: emulator_mod.Emulator, region: str = emulator_mod.REGION
         kwargs.setdefault("config", config)
         return original(service, **kwargs)
 
+    original_resource = session.resource
+
+    def resource(service: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("endpoint_url", emu.endpoint)
+        kwargs.setdefault("config", config)
+        return original_resource(service, **kwargs)
+
     session.client = client  # type: ignore[method-assign]
+    session.resource = resource  # type: ignore[method-assign]
     return session
 
 

@@ -1,0 +1,67 @@
+"""End-to-end tier: the example config deployed ONCE per session into a private embedded emulator.
+
+The session fixture starts its own emulator (state in a temporary dir, so a developer's `make deploy`
+emulator is left alone), runs the real CDK CLI (bootstrap + deploy --all) and the post-deploy
+verification, and hands the tests a `Deployment` with the outputs and a boto3 session.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dsstack.local import emulator
+from dsstack.local.deploy import DeployResult, client_session, deploy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Deployment:
+    config_path: Path
+    state_dir: Path
+    result: DeployResult
+    session: Any
+
+    @property
+    def emulator(self) -> emulator.Emulator:
+        running = emulator.status(self.state_dir)
+        assert running is not None, "the e2e emulator is not running"
+        return running
+
+    def outputs(self) -> dict[str, dict[str, str]]:
+        import json
+
+        return json.loads(self.result.outputs_file.read_text())
+
+    def bucket(self, team: str) -> str:
+        return self.outputs()[f"demo-{team}-data"]["BucketName"]
+
+    def redeploy(self, config_path: Path | None = None) -> DeployResult:
+        self.result = deploy(config_path or self.config_path, "local", state_dir=self.state_dir, echo=lambda _: None)
+        self.session = client_session(self.emulator)
+        return self.result
+
+
+@pytest.fixture(scope="session")
+def e2e_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="session")
+def deployment(e2e_dir: Path) -> Iterator[Deployment]:
+    # A copy of the example under its own name: its cloud assembly and outputs file do not collide with
+    # a developer's `make deploy` of config/example.yaml.
+    config_path = e2e_dir / "e2e-example.yaml"
+    shutil.copy(ROOT / "config" / "example.yaml", config_path)
+    state_dir = e2e_dir / "emulator"
+    result = deploy(config_path, "local", state_dir=state_dir, echo=lambda _: None)
+    try:
+        yield Deployment(config_path, state_dir, result, client_session(emulator.status(state_dir)))
+    finally:
+        emulator.down(state_dir)
