@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     def stop(signum: int, _frame: Any) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    def watch_state() -> None:
+        # An emulator whose state dir was removed (a finished pytest tmp dir) or taken over by another
+        # emulator can never be stopped with `down`: it stops itself instead of lingering.
+        while True:
+            time.sleep(5)
+            try:
+                owner = json.loads((state_dir / STATE_FILE).read_text()).get("pid")
+            except FileNotFoundError:
+                owner = None if not state_dir.exists() else os.getpid()
+            except (OSError, ValueError):
+                continue
+            if owner != os.getpid():
+                logging.getLogger("dsstack.emulator").warning("state dir %s gone or taken over: stopping", state_dir)
+                stop(signal.SIGTERM, None)
+                return
+
+    threading.Thread(target=watch_state, daemon=True, name="state-watch").start()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:

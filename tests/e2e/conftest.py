@@ -60,8 +60,8 @@ def deployment(e2e_dir: Path) -> Iterator[Deployment]:
     config_path = e2e_dir / "e2e-example.yaml"
     shutil.copy(ROOT / "config" / "example.yaml", config_path)
     state_dir = e2e_dir / "emulator"
-    result = deploy(config_path, "local", state_dir=state_dir, echo=lambda _: None)
-    try:
+    try:  # the emulator is stopped even when the deploy itself fails
+        result = deploy(config_path, "local", state_dir=state_dir, echo=lambda _: None)
         yield Deployment(config_path, state_dir, result, client_session(emulator.status(state_dir)))
     finally:
         emulator.down(state_dir)
