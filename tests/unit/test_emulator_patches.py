@@ -642,3 +642,62 @@ def test_apigateway_lambda_proxy(emu: emulator.Emulator, api_id: str) -> None:
         assert reply.status == 200
         body = json.loads(reply.read())
     assert body == {"path": "/runs/42", "proxy": "runs/42", "q": {"x": "1"}, "key": "k" * 24}
+
+
+# --- AWS Batch -------------------------------------------------------------------------------------------------
+
+def test_batch_cfn_attributes_and_delete(aws: Callable[[str], Any]) -> None:
+    cfn, name = aws("cloudformation"), unique("batch")
+    assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "batch.amazonaws.com"}}]}
+    template = {"Resources": {
+        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.9.0.0/16"}},
+        "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.9.0.0/20"}},
+        "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "batch",
+                                                                  "VpcId": {"Ref": "Vpc"}}},
+        "ServiceRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": assume}},
+        "InstanceRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": assume}},
+        "Profile": {"Type": "AWS::IAM::InstanceProfile", "Properties": {"Roles": [{"Ref": "InstanceRole"}]}},
+        "Env": {"Type": "AWS::Batch::ComputeEnvironment", "Properties": {
+            "Type": "MANAGED", "ServiceRole": {"Fn::GetAtt": ["ServiceRole", "Arn"]},
+            "ComputeResources": {"Type": "EC2", "MinvCpus": 0, "MaxvCpus": 16, "InstanceTypes": ["m5"],
+                                 "Subnets": [{"Ref": "Subnet"}], "SecurityGroupIds": [{"Ref": "Sg"}],
+                                 "InstanceRole": {"Fn::GetAtt": ["Profile", "Arn"]}}}},
+        "Queue": {"Type": "AWS::Batch::JobQueue", "Properties": {
+            "JobQueueName": name, "Priority": 1,
+            "ComputeEnvironmentOrder": [{"Order": 1, "ComputeEnvironment": {"Fn::GetAtt": ["Env", "ComputeEnvironmentArn"]}}]}},
+    }, "Outputs": {"QueueArn": {"Value": {"Fn::GetAtt": ["Queue", "JobQueueArn"]}}}}
+    stack = run_change_set(cfn, name, template)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["QueueArn"].endswith(f":job-queue/{name}")
+    batch = aws("batch")
+    assert [q["jobQueueName"] for q in batch.describe_job_queues(jobQueues=[name])["jobQueues"]] == [name]
+    cfn.delete_stack(StackName=name)
+    assert batch.describe_job_queues(jobQueues=[name])["jobQueues"] == []
+
+
+def test_cfn_invoke_config_budget_and_alarm_dimensions(aws: Callable[[str], Any]) -> None:
+    """Types added to cfn-skipped-types for the operations stack: EventInvokeConfig, Budget, alarm dimensions."""
+    function = make_function(aws, "def handler(event, context):\n    return 1\n")
+    cfn, name = aws("cloudformation"), unique("ops")
+    template = {"Resources": {
+        "Invoke": {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+            "FunctionName": function, "Qualifier": "$LATEST", "MaximumRetryAttempts": 1}},
+        "Budget": {"Type": "AWS::Budgets::Budget", "Properties": {"Budget": {
+            "BudgetName": name, "BudgetType": "COST", "TimeUnit": "MONTHLY",
+            "BudgetLimit": {"Amount": 500, "Unit": "USD"}}}},
+        "Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+            "MetricName": "Errors", "Namespace": "AWS/Lambda", "Statistic": "Sum", "Period": 300,
+            "EvaluationPeriods": 1, "Threshold": 1, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "Dimensions": [{"Name": "FunctionName", "Value": function}]}},
+    }}
+    stack = run_change_set(cfn, name, template)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    config = aws("lambda").get_function_event_invoke_config(FunctionName=function)
+    assert config["MaximumRetryAttempts"] == 1
+    budget = aws("budgets").describe_budget(AccountId="123456789012", BudgetName=name)["Budget"]
+    assert float(budget["BudgetLimit"]["Amount"]) == 500
+    (alarm,) = [a for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]
+                if a["Dimensions"] == [{"Name": "FunctionName", "Value": function}]]
+    assert alarm["MetricName"] == "Errors"

@@ -220,7 +220,9 @@ def patch_function_properties() -> None:
         original_init(self, account_id, spec, region, version)
         self.dead_letter_target_arn = (spec.get("DeadLetterConfig") or {}).get("TargetArn")
 
-    def _get_layers_data(self: Any, layers_versions_arns: list[str]) -> list[dict[str, Any]]:
+    def _get_layers_data(self: Any, layers_versions_arns: list[Any]) -> list[dict[str, Any]]:
+        # A `Ref` to a layer of the same template reaches here as moto's LayerVersion object, not its ARN.
+        layers_versions_arns = [getattr(layer, "arn", layer) for layer in layers_versions_arns]
         managed = [arn for arn in layers_versions_arns if arn.split(":")[4] in MANAGED_LAYER_ACCOUNTS]
         own = [arn for arn in layers_versions_arns if arn not in managed]
         data = {d["Arn"]: d for d in original_get_layers(self, own)} if own else {}

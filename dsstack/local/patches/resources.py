@@ -218,7 +218,9 @@ class Alarm(EmulatedResource):
             comparison_operator=props["ComparisonOperator"], evaluation_periods=int(props["EvaluationPeriods"]),
             period=int(props.get("Period", 60)), threshold=float(props.get("Threshold", 0)),
             statistic=props.get("Statistic"), description=props.get("AlarmDescription"),
-            dimensions=[{"name": d["Name"], "value": d["Value"]} for d in props.get("Dimensions", [])],
+            # moto's alarm model expects the API's capitalised keys; accept either case from the parser.
+            dimensions=[{"Name": d.get("Name", d.get("name")), "Value": d.get("Value", d.get("value"))}
+                        for d in props.get("Dimensions", [])],
             alarm_actions=props.get("AlarmActions", []), ok_actions=props.get("OKActions", []),
             insufficient_data_actions=props.get("InsufficientDataActions", []),
             datapoints_to_alarm=props.get("DatapointsToAlarm"), extended_statistic=props.get("ExtendedStatistic"),
@@ -353,8 +355,66 @@ def patch_ssm_parameter() -> None:
     Parameter.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
 
 
+class EventInvokeConfig(EmulatedResource):
+    """AWS::Lambda::EventInvokeConfig: retries and on-failure destination of asynchronous invocations.
+
+    Stored on moto's function, where the `lambda-async-invoke` patch reads it."""
+
+    TYPE = "AWS::Lambda::EventInvokeConfig"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+                                        account_id: str, region_name: str, **kwargs: Any) -> EventInvokeConfig:
+        from moto.awslambda.models import lambda_backends
+
+        props = cloudformation_json["Properties"]
+        config = {k: props[k] for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig")
+                  if k in props}
+        function_name = props["FunctionName"].split(":")[-1]
+        lambda_backends[account_id][region_name].put_function_event_invoke_config(function_name, config)
+        return cls(f"{function_name}:{props.get('Qualifier', '$LATEST')}", function_name=function_name)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.awslambda.models import lambda_backends
+
+        backend = lambda_backends[account_id][region_name]
+        try:
+            backend.get_function(self.state["function_name"]).event_invoke_config.clear()
+        except Exception:  # noqa: BLE001 - the function may already be gone with the stack
+            pass
+
+
+class Budget(EmulatedResource):
+    """AWS::Budgets::Budget: moto's budgets backend has the API but no CloudFormation model."""
+
+    TYPE = "AWS::Budgets::Budget"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+                                        account_id: str, region_name: str, **kwargs: Any) -> Budget:
+        from moto.budgets.models import budgets_backends
+
+        props = cloudformation_json["Properties"]
+        budget = dict(props["Budget"])
+        budget.setdefault("BudgetName", resource_name)
+        if "BudgetLimit" in budget:
+            budget["BudgetLimit"] = {"Amount": str(budget["BudgetLimit"]["Amount"]),
+                                     "Unit": budget["BudgetLimit"]["Unit"]}
+        notifications = [{"Notification": n["Notification"], "Subscribers": n.get("Subscribers", [])}
+                         for n in props.get("NotificationsWithSubscribers", [])]
+        backend = budgets_backends[account_id]["global"]
+        backend.create_budget(account_id=account_id, budget=budget, notifications=notifications)
+        return cls(budget["BudgetName"], account=account_id)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.budgets.models import budgets_backends
+
+        budgets_backends[account_id]["global"].delete_budget(account_id=account_id, budget_name=self.physical_id)
+
+
 EMULATED_TYPES: dict[str, type[EmulatedResource]] = {
-    cls.TYPE: cls for cls in (BucketPolicy, TopicPolicy, TopicSubscription, QueuePolicy, Secret, Alarm, GlobalTable)
+    cls.TYPE: cls for cls in (BucketPolicy, TopicPolicy, TopicSubscription, QueuePolicy, Secret, Alarm, GlobalTable,
+                              EventInvokeConfig, Budget)
 }
 
 
@@ -366,9 +426,10 @@ def _register() -> None:
 PATCHES = [
     Patch("cfn-skipped-types",
           "AWS::S3::BucketPolicy, AWS::SNS::TopicPolicy, AWS::SNS::Subscription, AWS::SQS::QueuePolicy, "
-          "AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm and AWS::DynamoDB::GlobalTable are skipped",
+          "AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm and AWS::DynamoDB::GlobalTable are skipped; "
+          "AWS::Lambda::EventInvokeConfig and AWS::Budgets::Budget have no CloudFormation model",
           "creates them in the service backends (policy, subscription with its attributes, secret incl. "
-          "GenerateSecretString, alarm, table) and deletes them with the stack",
+          "GenerateSecretString, alarm, table, async-invoke config, budget) and deletes them with the stack",
           _register),
     Patch("cfn-dynamodb-table",
           "AWS::DynamoDB::Table ignores PointInTimeRecoverySpecification and TimeToLiveSpecification, and an "
