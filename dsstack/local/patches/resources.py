@@ -6,6 +6,7 @@ use, so the resource is visible to boto3 afterwards (and the deploy verification
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -378,10 +379,8 @@ class EventInvokeConfig(EmulatedResource):
         from moto.awslambda.models import lambda_backends
 
         backend = lambda_backends[account_id][region_name]
-        try:
+        with contextlib.suppress(Exception):  # the function may already be gone with the stack
             backend.get_function(self.state["function_name"]).event_invoke_config.clear()
-        except Exception:  # noqa: BLE001 - the function may already be gone with the stack
-            pass
 
 
 class Budget(EmulatedResource):
