@@ -701,3 +701,21 @@ def test_cfn_invoke_config_budget_and_alarm_dimensions(aws: Callable[[str], Any]
     (alarm,) = [a for a in aws("cloudwatch").describe_alarms()["MetricAlarms"]
                 if a["Dimensions"] == [{"Name": "FunctionName", "Value": function}]]
     assert alarm["MetricName"] == "Errors"
+
+
+def test_cfn_update_depends_on(aws: Callable[[str], Any]) -> None:
+    """A Deployment listed before its Method in the template is created after it (DependsOn)."""
+    cfn, name = aws("cloudformation"), unique("deps")
+    template = {"Resources": {
+        "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["Method"],
+                       "Properties": {"RestApiId": {"Ref": "Api"}}},
+        "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": name}},
+        "Proxy": {"Type": "AWS::ApiGateway::Resource", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "ParentId": {"Fn::GetAtt": ["Api", "RootResourceId"]}, "PathPart": "{proxy+}"}},
+        "Method": {"Type": "AWS::ApiGateway::Method", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "ResourceId": {"Ref": "Proxy"}, "HttpMethod": "ANY",
+            "AuthorizationType": "NONE", "Integration": {"Type": "MOCK", "IntegrationHttpMethod": "POST",
+                                                         "Uri": "arn:aws:apigateway:us-east-1:mock"}}},
+    }}
+    stack = run_change_set(cfn, name, template)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]

@@ -316,7 +316,42 @@ def patch_stack_resources() -> None:
     Stack.stack_resources = property(_stack_resources)
 
 
+def _in_depends_on_order(names: list[str], resources: dict[str, Any]) -> list[str]:
+    """`names` reordered so that each comes after the names it lists in DependsOn (stable otherwise)."""
+    pending, ordered, seen = list(names), [], set()
+
+    def visit(name: str) -> None:
+        if name in seen or name not in pending:
+            return
+        seen.add(name)
+        depends = resources.get(name, {}).get("DependsOn", [])
+        for dependency in [depends] if isinstance(depends, str) else depends:
+            visit(dependency)
+        ordered.append(name)
+
+    for name in names:
+        visit(name)
+    return ordered
+
+
+def patch_update_dependency_order() -> None:
+    original = parsing.ResourceMap.build_resource_diff
+
+    def build_resource_diff(self: Any, other_template: dict[str, Any], parameters: Any = None) -> dict[str, Any]:
+        diff = original(self, other_template, parameters)
+        diff["Add"] = _in_depends_on_order(diff["Add"], other_template.get("Resources", {}))
+        return diff
+
+    parsing.ResourceMap.build_resource_diff = build_resource_diff
+
+
 PATCHES = [
+    Patch("cfn-update-depends-on",
+          "a stack created or updated through a change set adds its new resources in template order, ignoring "
+          "DependsOn (only the plain CreateStack path orders them): e.g. an API Gateway Deployment is created "
+          "before its Methods and fails with \"The REST API doesn't contain any methods\"",
+          "orders the added resources so that each follows what it lists in DependsOn",
+          patch_update_dependency_order),
     Patch("cfn-stack-resources",
           "listing a stack's resources lazily creates the ones that do not exist yet (a failed resource is "
           "retried on every DescribeStackResources and answers 500)",
