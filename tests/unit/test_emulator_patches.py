@@ -707,7 +707,9 @@ def test_cfn_update_depends_on(aws: Callable[[str], Any]) -> None:
     """A Deployment listed before its Method in the template is created after it (DependsOn)."""
     cfn, name = aws("cloudformation"), unique("deps")
     template = {"Resources": {
-        "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["Method"],
+        "Validator": {"Type": "AWS::ApiGateway::RequestValidator", "Properties": {
+            "RestApiId": {"Ref": "Api"}, "Name": "params", "ValidateRequestParameters": True}},
+        "Deployment": {"Type": "AWS::ApiGateway::Deployment", "DependsOn": ["Method", "Validator"],
                        "Properties": {"RestApiId": {"Ref": "Api"}}},
         "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": name}},
         "Proxy": {"Type": "AWS::ApiGateway::Resource", "Properties": {
@@ -719,3 +721,7 @@ def test_cfn_update_depends_on(aws: Callable[[str], Any]) -> None:
     }}
     stack = run_change_set(cfn, name, template)
     assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    api = next(r["PhysicalResourceId"] for r in cfn.describe_stack_resources(StackName=name)["StackResources"]
+               if r["LogicalResourceId"] == "Api")
+    validators = aws("apigateway").get_request_validators(restApiId=api)["items"]
+    assert [(v["name"], v["validateRequestParameters"]) for v in validators] == [("params", True)]

@@ -411,9 +411,34 @@ class Budget(EmulatedResource):
         budgets_backends[account_id]["global"].delete_budget(account_id=account_id, budget_name=self.physical_id)
 
 
+class RequestValidator(EmulatedResource):
+    """AWS::ApiGateway::RequestValidator: moto's API has validators but no CloudFormation model."""
+
+    TYPE = "AWS::ApiGateway::RequestValidator"
+    ATTRIBUTES = ("RequestValidatorId",)
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+                                        account_id: str, region_name: str, **kwargs: Any) -> RequestValidator:
+        from moto.apigateway.models import apigateway_backends
+
+        props = cloudformation_json["Properties"]
+        validator = apigateway_backends[account_id][region_name].create_request_validator(
+            props["RestApiId"], props.get("Name", resource_name), props.get("ValidateRequestBody", False),
+            props.get("ValidateRequestParameters", False))
+        return cls(validator.id, {"RequestValidatorId": validator.id}, rest_api_id=props["RestApiId"])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.apigateway.models import apigateway_backends
+
+        with contextlib.suppress(Exception):  # the API may already be gone with the stack
+            apigateway_backends[account_id][region_name].delete_request_validator(
+                self.state["rest_api_id"], self.physical_id)
+
+
 EMULATED_TYPES: dict[str, type[EmulatedResource]] = {
     cls.TYPE: cls for cls in (BucketPolicy, TopicPolicy, TopicSubscription, QueuePolicy, Secret, Alarm, GlobalTable,
-                              EventInvokeConfig, Budget)
+                              EventInvokeConfig, Budget, RequestValidator)
 }
 
 
@@ -426,9 +451,11 @@ PATCHES = [
     Patch("cfn-skipped-types",
           "AWS::S3::BucketPolicy, AWS::SNS::TopicPolicy, AWS::SNS::Subscription, AWS::SQS::QueuePolicy, "
           "AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm and AWS::DynamoDB::GlobalTable are skipped; "
-          "AWS::Lambda::EventInvokeConfig and AWS::Budgets::Budget have no CloudFormation model",
+          "AWS::Lambda::EventInvokeConfig, AWS::Budgets::Budget and AWS::ApiGateway::RequestValidator have no "
+          "CloudFormation model",
           "creates them in the service backends (policy, subscription with its attributes, secret incl. "
-          "GenerateSecretString, alarm, table, async-invoke config, budget) and deletes them with the stack",
+          "GenerateSecretString, alarm, table, async-invoke config, budget, request validator) and deletes them "
+          "with the stack",
           _register),
     Patch("cfn-dynamodb-table",
           "AWS::DynamoDB::Table ignores PointInTimeRecoverySpecification and TimeToLiveSpecification, and an "
