@@ -79,6 +79,11 @@ from dsstack import cli_workstation  # noqa: E402 (subcommand modules register a
 cli_workstation.register(app)
 
 
+from dsstack import cli_hosting  # noqa: E402
+
+cli_hosting.register(app)
+
+
 def main() -> None:
     app()
 

@@ -318,35 +318,200 @@ class MetadataServiceConfig(_Model):
 
 
 # --------------------------------------------------------------------------------------------- hosting
+ModelKind = Literal["sagemaker-serverless", "sagemaker-realtime", "ecs"]
+SAGEMAKER_KINDS = ("sagemaker-serverless", "sagemaker-realtime")
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+# Fargate's valid task sizes: CPU units -> allowed memory (MiB).
+FARGATE_MEMORY_MIB = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+# `image: ecr:<tag>` means the team's own ECR repository (created by the hosting stack) at <tag>.
+TEAM_ECR_IMAGE_PREFIX = "ecr:"
+
+# Which kinds each kind-specific field applies to, and its default for those kinds. A field set on a
+# model of another kind is an error (it would be silently ignored otherwise).
+_KIND_FIELDS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "memory_mb": (("sagemaker-serverless",), 2048),
+    "max_concurrency": (("sagemaker-serverless",), 5),
+    "instance_type": (("sagemaker-realtime",), "ml.m5.large"),
+    "min_instances": (("sagemaker-realtime",), 1),
+    "max_instances": (("sagemaker-realtime",), 2),
+    "target_invocations_per_instance": (("sagemaker-realtime",), 100),
+    "data_capture_percent": (("sagemaker-realtime",), None),
+    "cpu": (("ecs",), 256),
+    "memory_mib": (("ecs",), 512),
+    "port": (("ecs",), 8080),
+    "health_check_path": (("ecs",), "/health"),
+    "min_tasks": (("ecs",), 1),
+    "max_tasks": (("ecs",), 2),
+    "target_cpu_percent": (("ecs",), 60),
+    "internet_facing": (("ecs",), False),
+    "allowed_cidrs": (("ecs",), ()),
+    "certificate_arn": (("ecs",), None),
+}
+
+
 class ModelConfig(_Model):
-    """One model endpoint. `kind` picks the hosting style; only that style's fields apply."""
+    """One model endpoint. `kind` picks the hosting style; only that style's fields apply (others are
+    errors), and each unset field of that style gets the default listed in docs/config.md."""
 
     name: ResourceName
-    kind: Literal["sagemaker-serverless", "sagemaker-realtime", "ecs"] = "sagemaker-serverless"
-    image: str | None = Field(
-        None, description="Container image URI (SageMaker framework image or the team's ECR repository)."
+    kind: ModelKind = Field(
+        "sagemaker-serverless",
+        description="sagemaker-serverless ($0 idle), sagemaker-realtime (instances, billed per hour) or ecs "
+        "(Fargate behind a load balancer).",
+    )
+    image: str = Field(
+        ..., description="Container image URI (a SageMaker framework image for sagemaker-*), or 'ecr:<tag>' "
+        "for the team's own ECR repository.",
     )
     initial_version: int = Field(1, ge=1, description="Catalog model version the endpoint starts with.")
     # sagemaker-serverless
-    memory_mb: int | None = Field(None, description="Serverless memory: 1024 to 6144 in 1024 steps.")
-    max_concurrency: int | None = Field(None, ge=1, le=200)
+    memory_mb: int | None = Field(None, description="Serverless memory: 1024 to 6144 in 1024 steps (default 2048).")
+    max_concurrency: int | None = Field(None, ge=1, le=200, description="Serverless max concurrency (default 5).")
     # sagemaker-realtime
-    instance_type: str | None = None
-    min_instances: int | None = Field(None, ge=1)
-    max_instances: int | None = Field(None, ge=1)
-    target_invocations_per_instance: int | None = Field(None, ge=1)
-    data_capture_percent: int | None = Field(None, ge=1, le=100)
+    instance_type: str | None = Field(None, description="ml.* instance type (default ml.m5.large).")
+    min_instances: int | None = Field(None, ge=1, description="Instances kept running (default 1).")
+    max_instances: int | None = Field(None, ge=1, description="Autoscaling ceiling (default 2).")
+    target_invocations_per_instance: int | None = Field(
+        None, ge=1, description="Autoscaling target, invocations per instance per minute (default 100).")
+    data_capture_percent: int | None = Field(
+        None, ge=1, le=100, description="Capture this share of requests/responses to the team bucket (off by default).")
     # ecs
-    cpu: int | None = None
-    memory_mib: int | None = None
-    port: int | None = Field(None, ge=1, le=65535)
-    health_check_path: str | None = None
-    min_tasks: int | None = Field(None, ge=0)
-    max_tasks: int | None = Field(None, ge=1)
-    target_cpu_percent: int | None = Field(None, ge=10, le=90)
-    internet_facing: bool = False
-    allowed_cidrs: tuple[str, ...] = ()
-    certificate_arn: str | None = None
+    cpu: int | None = Field(None, description="Fargate CPU units: 256, 512, 1024, 2048, 4096 (default 256).")
+    memory_mib: int | None = Field(None, description="Fargate memory, valid for the CPU size (default 512).")
+    port: int | None = Field(None, ge=1, le=65535, description="Container port (default 8080).")
+    health_check_path: str | None = Field(None, description="Load balancer health check path (default /health).")
+    min_tasks: int | None = Field(None, ge=0, description="Tasks kept running (default 1; 0 = only the ALB costs).")
+    max_tasks: int | None = Field(None, ge=1, description="Autoscaling ceiling (default 2).")
+    target_cpu_percent: int | None = Field(None, ge=10, le=90, description="Autoscaling CPU target (default 60).")
+    internet_facing: bool | None = Field(
+        None, description="Public load balancer (HTTPS only, needs allowed_cidrs and certificate_arn). Default: "
+        "internal, reachable from the VPC and workstations.")
+    allowed_cidrs: tuple[str, ...] | None = Field(None, description="Who may call an internet-facing load balancer.")
+    certificate_arn: str | None = Field(None, description="ACM certificate for HTTPS (internet-facing only).")
+
+    @field_validator("image")
+    @classmethod
+    def _valid_image(cls, value: str) -> str:
+        if value.startswith(TEAM_ECR_IMAGE_PREFIX):
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", value[len(TEAM_ECR_IMAGE_PREFIX):]):
+                raise ValueError("'ecr:<tag>' needs a valid image tag after 'ecr:', e.g. 'ecr:v1'")
+        elif not re.fullmatch(r"[a-z0-9.-]+(:\d+)?/[a-z0-9._/-]+(:[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})", value):
+            raise ValueError("must be an image URI with a tag or digest like "
+                             "'683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3', "
+                             "or 'ecr:<tag>' for the team's ECR repository")
+        return value
+
+    @field_validator(*_KIND_FIELDS)
+    @classmethod
+    def _kind_specific(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is invalid; that error is reported instead
+            return value
+        kinds, default = _KIND_FIELDS[info.field_name]
+        if kind not in kinds:
+            if value is not None:
+                raise ValueError(f"applies only to kind {' or '.join(map(repr, kinds))}, but this model is kind "
+                                 f"{kind!r}: remove it or change kind")
+            return None
+        return default if value is None else value
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _serverless_memory(cls, value: int | None) -> int | None:
+        if value is not None and value not in SERVERLESS_MEMORY_MB:
+            raise ValueError(f"must be one of {list(SERVERLESS_MEMORY_MB)} (1024 to 6144 in 1024 steps), got {value}")
+        return value
+
+    @field_validator("instance_type")
+    @classmethod
+    def _ml_instance(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"ml\.[a-z0-9]+\.[a-z0-9]+", value):
+            raise ValueError(f"must be a SageMaker instance type like 'ml.m5.large', got {value!r}")
+        return value
+
+    @field_validator("max_instances")
+    @classmethod
+    def _instances_order(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_instances")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"must be at least min_instances ({low}), got {value}")
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _fargate_cpu(cls, value: int | None) -> int | None:
+        if value is not None and value not in FARGATE_MEMORY_MIB:
+            raise ValueError(f"must be a Fargate CPU size {list(FARGATE_MEMORY_MIB)}, got {value}")
+        return value
+
+    @field_validator("memory_mib")
+    @classmethod
+    def _fargate_memory(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cpu = info.data.get("cpu")
+        if value is not None and cpu in FARGATE_MEMORY_MIB and value not in FARGATE_MEMORY_MIB[cpu]:
+            allowed = FARGATE_MEMORY_MIB[cpu]
+            raise ValueError(f"Fargate with cpu {cpu} takes {allowed[0]} to {allowed[-1]} MiB "
+                             f"({', '.join(map(str, allowed))}), got {value}")
+        return value
+
+    @field_validator("health_check_path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"/[A-Za-z0-9._~/-]*", value):
+            raise ValueError(f"must be a URL path starting with '/', e.g. '/health', got {value!r}")
+        return value
+
+    @field_validator("max_tasks")
+    @classmethod
+    def _tasks_order(cls, value: int | None, info: ValidationInfo) -> int | None:
+        low = info.data.get("min_tasks")
+        if value is not None and low is not None and value < low:
+            raise ValueError(f"must be at least min_tasks ({low}), got {value}")
+        return value
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, value: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        for cidr in value or ():
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError:
+                raise ValueError(f"{cidr!r} is not a network in CIDR notation like '203.0.113.0/24'") from None
+        if value and not info.data.get("internet_facing"):
+            raise ValueError("applies only with internet_facing: true (an internal load balancer admits the VPC)")
+        if info.data.get("internet_facing") and not value:
+            raise ValueError("internet_facing: true needs the CIDR ranges allowed to call the endpoint, "
+                             "e.g. ['203.0.113.0/24']; 0.0.0.0/0 must be listed explicitly")
+        return value
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        facing = info.data.get("internet_facing")
+        if value is not None and not re.fullmatch(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+", value):
+            raise ValueError(f"must be an ACM certificate ARN like "
+                             f"'arn:aws:acm:us-east-1:111122223333:certificate/<id>', got {value!r}")
+        if facing and value is None:
+            raise ValueError("internet_facing: true needs an ACM certificate ARN: internet-facing endpoints are "
+                             "HTTPS only")
+        if value is not None and facing is False:
+            raise ValueError("applies only with internet_facing: true (internal load balancers serve HTTP in the VPC)")
+        return value
+
+    @property
+    def is_sagemaker(self) -> bool:
+        return self.kind in SAGEMAKER_KINDS
+
+    @property
+    def team_ecr_tag(self) -> str | None:
+        """The tag in the team's ECR repository when `image` is 'ecr:<tag>'."""
+        return self.image[len(TEAM_ECR_IMAGE_PREFIX):] if self.image.startswith(TEAM_ECR_IMAGE_PREFIX) else None
 
 
 # ---------------------------------------------------------------------------------------- workstations

@@ -31,7 +31,8 @@ def team_layers(team: TeamConfig) -> list[str]:
     # <metadata-layer>
     if team.metadata_service.enabled:
         layers.append("metadata")
-    # <hosting-layer>
+    if team.models:  # <hosting-layer>
+        layers.append("hosting")
     if team.workstations:  # <workstations-layer>
         layers.append("workstations")
     return layers

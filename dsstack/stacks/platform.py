@@ -65,7 +65,9 @@ def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
             stacks.others["metadata"] = metadata
             if "compute" in stacks.others:  # the compute stack publishes the team's Metaflow config
                 stacks.others["compute"].add_metaflow_layer("metadata", metadata.metaflow_keys())
-        # <hosting-stack>
+        if team.models:  # <hosting-stack>
+            from dsstack.stacks.hosting import HostingStack  # noqa: PLC0415 (one-line wiring)
+            stacks.others["hosting"] = HostingStack(app, name(team.name, "hosting"), config=config, team=team, network=network, data=data, operations=operations, env=env)  # noqa: E501
         if team.workstations:  # <workstations-stack>
             from dsstack.stacks.workstations import WorkstationsStack  # local import: one-block wiring
             stacks.others["workstations"] = WorkstationsStack(
