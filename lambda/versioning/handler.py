@@ -44,7 +44,7 @@ class Runtime:
     catalog: Catalog
     bucket_name: str
     state_machine_prefix: str
-    record_object: Any
+    register_model_version: Any
     record_run: Any
     idempotency_config: Any
 
@@ -58,7 +58,7 @@ def runtime() -> Runtime:
         catalog=Catalog(required_env("CATALOG_TABLE_NAME")),
         bucket_name=required_env("BUCKET_NAME"),
         state_machine_prefix=required_env("STATE_MACHINE_PREFIX"),
-        record_object=decorate(_record_object),
+        register_model_version=decorate(_register_model_version),
         record_run=decorate(_record_run),
         idempotency_config=config,
     )
@@ -93,44 +93,36 @@ def _object_created(event: dict[str, Any], env: Runtime) -> dict[str, Any]:
         raise UnexpectedEventError(f"object {obj.key!r} has no S3 version id: is versioning off on {bucket!r}?")
     if not obj.sequencer or obj.size is None:
         raise MalformedEventError(f"object {obj.key!r}: 'Object Created' without sequencer or size")
-    identity = {"bucket": bucket, "key": obj.key, "s3_version_id": obj.version_id, "sequencer": obj.sequencer}
-    return env.record_object(
-        identity=identity,
+    where = attribute_key(obj.key)
+    version = ObjectVersion(
+        bucket=bucket,
+        key=obj.key,
+        s3_version_id=obj.version_id,
+        sequencer=obj.sequencer,
         size=int(obj.size),
         etag=obj.etag,
-        created_at=parsed.time.isoformat(),
-    )
-
-
-def _record_object(*, identity: dict[str, str], size: int, etag: str, created_at: str) -> dict[str, Any]:
-    """Idempotent on (bucket, key, version id, sequencer); the catalog's writes are idempotent too."""
-    catalog = runtime().catalog
-    where = attribute_key(identity["key"])
-    obj = ObjectVersion(
-        bucket=identity["bucket"],
-        key=identity["key"],
-        s3_version_id=identity["s3_version_id"],
-        sequencer=identity["sequencer"],
-        size=size,
-        etag=etag,
-        created_at=parse_time(created_at),
+        created_at=parsed.time,
         flow=where.flow,
         run_id=where.run_id,
         step=where.step,
         task=where.task,
         kind=where.kind.value,
     )
+    # The object item's conditional put is its own idempotency guard (one write per event, the bulk of the
+    # traffic); wrapping it in Powertools idempotency would triple the writes and change nothing.
     result: dict[str, Any] = {
         "recorded": "object",
-        "key": obj.key,
-        "s3_version_id": obj.s3_version_id,
-        "kind": obj.kind,
-        "new": catalog.put_object_version(obj),
+        "key": version.key,
+        "s3_version_id": version.s3_version_id,
+        "kind": version.kind,
+        "new": env.catalog.put_object_version(version),
     }
     if where.is_model_version:
         assert where.model is not None
-        registered = catalog.register_model_version(where.model, obj)
-        result.update(model=where.model, model_version=registered.version.version, new_model_version=registered.newly_registered)
+        identity = {"model": where.model, "key": version.key, "s3_version_id": version.s3_version_id}
+        result.update(env.register_model_version(identity=identity, created_at=version.created_at.isoformat(),
+                                                 size=version.size, etag=version.etag, sequencer=version.sequencer,
+                                                 bucket=bucket))
         logger.info("model version", extra=result)
     elif where.kind is ObjectKind.MODELS_OTHER:
         logger.warning(
@@ -138,6 +130,29 @@ def _record_object(*, identity: dict[str, str], size: int, etag: str, created_at
             extra=result,
         )
     return result
+
+
+def _register_model_version(
+    *, identity: dict[str, str], created_at: str, size: int, etag: str, sequencer: str, bucket: str
+) -> dict[str, Any]:
+    """Powertools idempotency on (model, key, S3 version id) in front of the catalog's own claim item: a
+    duplicate is answered from the idempotency record without re-reading the counter or retrying."""
+    version = ObjectVersion(
+        bucket=bucket,
+        key=identity["key"],
+        s3_version_id=identity["s3_version_id"],
+        sequencer=sequencer,
+        size=size,
+        etag=etag,
+        created_at=parse_time(created_at),
+        kind=ObjectKind.MODEL.value,
+    )
+    registered = runtime().catalog.register_model_version(identity["model"], version)
+    return {
+        "model": identity["model"],
+        "model_version": registered.version.version,
+        "new_model_version": registered.newly_registered,
+    }
 
 
 # ------------------------------------------------------------------------------------ Step Functions

@@ -11,6 +11,7 @@ Event builders follow the examples in the AWS documentation of each event:
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 import threading
 import uuid
@@ -225,3 +226,60 @@ def execution_status_event(
     if redrive_count is not None:
         detail["redriveCount"] = redrive_count
     return eventbridge_event("aws.states", "Step Functions Execution Status Change", detail, [execution_arn], event_id)
+
+
+# ------------------------------------------------------------------------------------ function setups
+class RefusalLog(logging.Handler):
+    """Collects the log records of refused events (those carrying a `refusal` field)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if hasattr(record, "refusal"):
+            self.records.append(record)
+
+
+@contextmanager
+def refusals_logged_by(logger_name: str) -> Iterator[list[logging.LogRecord]]:
+    collector = RefusalLog()
+    logging.getLogger(logger_name).addHandler(collector)
+    try:
+        yield collector.records
+    finally:
+        logging.getLogger(logger_name).removeHandler(collector)
+
+
+@dataclass
+class Versioning:
+    catalog: Any
+    refusals: list[logging.LogRecord]
+    context: LambdaContext
+
+    def invoke(self, event: Any) -> dict[str, Any]:
+        return load_handler("versioning").lambda_handler(event, self.context)
+
+
+@contextmanager
+def versioning_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[Versioning]:
+    """moto with the catalog and idempotency tables, and the versioning function's environment."""
+    from dsstack_catalog import Catalog
+
+    handler = load_handler("versioning")
+    with mocked_aws(monkeypatch):
+        create_catalog_table()
+        create_idempotency_table()
+        for name, value in {
+            "CATALOG_TABLE_NAME": CATALOG_TABLE,
+            "IDEMPOTENCY_TABLE_NAME": IDEMPOTENCY_TABLE,
+            "STATE_MACHINE_PREFIX": STATE_MACHINE_PREFIX,
+            "BUCKET_NAME": BUCKET,
+        }.items():
+            monkeypatch.setenv(name, value)
+        handler.runtime.cache_clear()  # clients and the idempotency cache belong to one moto backend
+        try:
+            with refusals_logged_by(handler.logger.name) as refusals:
+                yield Versioning(Catalog(CATALOG_TABLE), refusals, LambdaContext())
+        finally:
+            handler.runtime.cache_clear()
