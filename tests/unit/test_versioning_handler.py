@@ -137,6 +137,7 @@ def test_state_machine_named_with_the_prefix_only_is_accepted(versioning: Versio
         (object_created_event("models/churn/m.tar.gz", version_id=None), UnexpectedEventError, "versioning"),
         (object_created_event("models/churn/m.tar.gz", version_id="null"), UnexpectedEventError, "versioning"),
         (object_created_event("models/churn/m.tar.gz", sequencer=None), MalformedEventError, "sequencer"),
+        (object_created_event("models/churn/m.tar.gz", sequencer=":"), MalformedEventError, "hex digits"),
         (execution_status_event("F", "e", "RUNNING", state_machine="other-team-F"), UnexpectedEventError, "prefix"),
         (execution_status_event("F", "e", "EXPLODED"), MalformedEventError, "status"),
         ({**object_created_event("x"), "source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification"},

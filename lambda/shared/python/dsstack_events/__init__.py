@@ -9,6 +9,7 @@ fields are accepted (AWS adds fields over time), fields we need are required.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -75,6 +76,9 @@ class _Detail(BaseModel):
 
 
 # ------------------------------------------------------------------------------------ S3 (EventBridge)
+_SEQUENCER = re.compile(r"^[0-9A-Fa-f]{1,32}$")
+
+
 class ObjectCreatedEvent(S3EventNotificationEventBridgeModel):
     """S3 "Object Created" from a bucket with EventBridge notifications on (Powertools' model, narrowed)."""
 
@@ -83,9 +87,12 @@ class ObjectCreatedEvent(S3EventNotificationEventBridgeModel):
 
     @field_validator("detail")
     @classmethod
-    def _key_present(cls, detail: Any) -> Any:
+    def _key_and_sequencer(cls, detail: Any) -> Any:
         if not detail.object.key:
             raise ValueError("object.key is empty")
+        sequencer = detail.object.sequencer
+        if sequencer is not None and not _SEQUENCER.match(sequencer):
+            raise ValueError(f"object.sequencer {sequencer!r} is not 1 to 32 hex digits")
         return detail
 
 
