@@ -58,10 +58,13 @@ def assembly_stacks(assembly_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def _ref(value: Any, resource: Deployed, stacks: dict[str, dict[str, Deployed]]) -> Any:
-    """A template value with a plain Ref resolved to the physical id in the resource's own stack."""
+    """A template value with a plain Ref (or a GetAtt, e.g. a function's Arn, which APIs that take a name
+    also accept as the physical id) resolved to the physical id in the resource's own stack."""
     by_logical = stacks.get(resource.stack, {})
     if isinstance(value, dict) and "Ref" in value and value["Ref"] in by_logical:
         return by_logical[value["Ref"]].physical_id
+    if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in by_logical:
+        return by_logical[value["Fn::GetAtt"][0]].physical_id
     return value
 
 
@@ -122,6 +125,91 @@ def probe_tables(session: Any, resources: list[Deployed], _: Stacks) -> tuple[se
             if status != "ENABLED":
                 problems.append(f"{r.stack}/{r.logical_id}: point-in-time recovery is {status}")
     return _found(names, resources), problems
+
+
+def probe_instances(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
+    reservations = _paginate(session.client("ec2"), "describe_instances", "Reservations")
+    ids = {instance["InstanceId"] for reservation in reservations for instance in reservation["Instances"]}
+    return _found(ids, resources), []
+
+
+def probe_layer_versions(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
+    client = session.client("lambda")
+    arns = {version["LayerVersionArn"]
+            for layer in _paginate(client, "list_layers", "Layers")
+            for version in _paginate(client, "list_layer_versions", "LayerVersions", LayerName=layer["LayerName"])}
+    return _found(arns, resources), []
+
+
+def _per_parent(service: str, method: str, key: str, id_field: str, parent_property: str, parent_param: str
+                ) -> Probe:
+    """Children listed per parent (e.g. an API's resources): one call per parent the stack references."""
+    def probe(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+        client = session.client(service)
+        found: set[Key] = set()
+        for r in resources:
+            try:
+                items = client.__getattribute__(method)(**{parent_param: _ref(r.properties[parent_property], r, by)})
+            except client.exceptions.ClientError:
+                continue
+            if r.physical_id in {str(item.get(id_field)) for item in items.get(key, [])}:
+                found.add((r.stack, r.logical_id))
+        return found, []
+    return probe
+
+
+def probe_api_methods(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    client = session.client("apigateway")
+    found: set[Key] = set()
+    for r in resources:
+        try:
+            client.get_method(restApiId=_ref(r.properties["RestApiId"], r, by),
+                              resourceId=_ref(r.properties["ResourceId"], r, by), httpMethod=r.properties["HttpMethod"])
+            found.add((r.stack, r.logical_id))
+        except client.exceptions.ClientError:
+            pass
+    return found, []
+
+
+def probe_usage_plan_keys(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    """A usage plan key's physical id is `<key id>:<plan id>`; the plan lists the key by the key's id."""
+    client = session.client("apigateway")
+    found: set[Key] = set()
+    for r in resources:
+        try:
+            keys = client.get_usage_plan_keys(usagePlanId=_ref(r.properties["UsagePlanId"], r, by)).get("items", [])
+        except client.exceptions.ClientError:
+            continue
+        if _ref(r.properties["KeyId"], r, by) in {k["id"] for k in keys}:
+            found.add((r.stack, r.logical_id))
+    return found, []
+
+
+def probe_volume_attachments(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    volumes = _paginate(session.client("ec2"), "describe_volumes", "Volumes")
+    attached = {(a["VolumeId"], a["InstanceId"], a["Device"]) for v in volumes for a in v.get("Attachments", [])}
+    found = {(r.stack, r.logical_id) for r in resources
+             if (_ref(r.properties["VolumeId"], r, by), _ref(r.properties["InstanceId"], r, by),
+                 r.properties["Device"]) in attached}
+    return found, []
+
+
+def probe_budgets(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
+    account = session.client("sts").get_caller_identity()["Account"]
+    names = {b["BudgetName"] for b in session.client("budgets").describe_budgets(AccountId=account).get("Budgets", [])}
+    return _found(names, resources), []
+
+
+def probe_event_invoke_configs(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    client = session.client("lambda")
+    found: set[Key] = set()
+    for r in resources:
+        try:
+            client.get_function_event_invoke_config(FunctionName=_ref(r.properties["FunctionName"], r, by))
+            found.add((r.stack, r.logical_id))
+        except client.exceptions.ClientError:
+            pass
+    return found, []
 
 
 def _simple(service: str, method: str, key: str, field_name: str | None = None,
@@ -248,18 +336,16 @@ PROBES: dict[str, Probe] = {
     "AWS::EC2::NatGateway": _simple("ec2", "describe_nat_gateways", "NatGateways", "NatGatewayId"),
     "AWS::EC2::EIP": _simple("ec2", "describe_addresses", "Addresses", "PublicIp"),
     "AWS::EC2::LaunchTemplate": _simple("ec2", "describe_launch_templates", "LaunchTemplates", "LaunchTemplateId"),
-    "AWS::EC2::Instance": _simple("ec2", "describe_instances", "Reservations", None,
-                                  physical=lambda r: r.physical_id),
+    "AWS::EC2::Instance": probe_instances,
     "AWS::IAM::Role": _simple("iam", "list_roles", "Roles", "RoleName"),
     "AWS::IAM::Policy": probe_iam_inline_policies,
     "AWS::IAM::ManagedPolicy": _simple("iam", "list_policies", "Policies", "Arn", Scope="Local"),
     "AWS::IAM::InstanceProfile": _simple("iam", "list_instance_profiles", "InstanceProfiles", "InstanceProfileName"),
     "AWS::Lambda::Function": _simple("lambda", "list_functions", "Functions", "FunctionName"),
-    "AWS::Lambda::LayerVersion": _simple("lambda", "list_layers", "Layers", "LatestMatchingVersion",
-                                         physical=lambda r: r.physical_id),
+    "AWS::Lambda::LayerVersion": probe_layer_versions,
     "AWS::Lambda::Permission": probe_lambda_permissions,
     "AWS::Logs::LogGroup": _simple("logs", "describe_log_groups", "logGroups", "logGroupName"),
-    "AWS::Events::Rule": _simple("events", "list_rules", "Rules", "Arn"),
+    "AWS::Events::Rule": _simple("events", "list_rules", "Rules", "Name"),  # Ref/physical id = rule name
     "AWS::SNS::Topic": _simple("sns", "list_topics", "Topics", "TopicArn"),
     "AWS::SNS::Subscription": _simple("sns", "list_subscriptions", "Subscriptions", "SubscriptionArn"),
     "AWS::SQS::Queue": _simple("sqs", "list_queues", "QueueUrls", physical=lambda r: r.physical_id,
@@ -271,6 +357,18 @@ PROBES: dict[str, Probe] = {
     "AWS::SecretsManager::Secret": _simple("secretsmanager", "list_secrets", "SecretList", "ARN"),
     "AWS::CloudWatch::Alarm": _simple("cloudwatch", "describe_alarms", "MetricAlarms", "AlarmName"),
     "AWS::ApiGateway::RestApi": _simple("apigateway", "get_rest_apis", "items", "id"),
+    "AWS::ApiGateway::Resource": _per_parent("apigateway", "get_resources", "items", "id", "RestApiId", "restApiId"),
+    "AWS::ApiGateway::Deployment": _per_parent("apigateway", "get_deployments", "items", "id", "RestApiId",
+                                               "restApiId"),
+    "AWS::ApiGateway::Stage": _per_parent("apigateway", "get_stages", "item", "stageName", "RestApiId", "restApiId"),
+    "AWS::ApiGateway::RequestValidator": _per_parent("apigateway", "get_request_validators", "items", "id",
+                                                     "RestApiId", "restApiId"),
+    "AWS::ApiGateway::UsagePlanKey": probe_usage_plan_keys,
+    "AWS::ApiGateway::Method": probe_api_methods,
+    "AWS::EC2::Volume": _simple("ec2", "describe_volumes", "Volumes", "VolumeId"),
+    "AWS::EC2::VolumeAttachment": probe_volume_attachments,
+    "AWS::Budgets::Budget": probe_budgets,
+    "AWS::Lambda::EventInvokeConfig": probe_event_invoke_configs,
     "AWS::ApiGateway::ApiKey": _simple("apigateway", "get_api_keys", "items", "id"),
     "AWS::ApiGateway::UsagePlan": _simple("apigateway", "get_usage_plans", "items", "id"),
     "AWS::ECR::Repository": _simple("ecr", "describe_repositories", "repositories", "repositoryName"),

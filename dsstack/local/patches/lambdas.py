@@ -246,6 +246,8 @@ def patch_function_properties() -> None:
             fn.logs_group_name = props["LoggingConfig"]["LogGroup"]
         return fn
 
+    # CloudFormation's Ref/physical id of a layer version is its ARN; moto's model has none.
+    lambda_models.LayerVersion.physical_resource_id = property(lambda self: self.arn)
     LambdaFunction.__init__ = __init__
     LambdaFunction._get_layers_data = _get_layers_data
     LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
@@ -254,8 +256,10 @@ def patch_function_properties() -> None:
 PATCHES = [
     Patch("lambda-cfn-properties",
           "AWS::Lambda::Function from CloudFormation drops Layers, Architectures, DeadLetterConfig, Tags and "
-          "LoggingConfig; AWS-managed layer ARNs (Powertools, account 017000801446) are unknown layers",
-          "applies them; the Powertools layer maps to the virtualenv's aws-lambda-powertools",
+          "LoggingConfig; AWS-managed layer ARNs (Powertools, account 017000801446) are unknown layers; a layer "
+          "version has no physical id (its Ref is the model object, not its ARN)",
+          "applies them; the Powertools layer maps to the virtualenv's aws-lambda-powertools; a layer version's "
+          "physical id is its ARN",
           patch_function_properties),
     Patch("lambda-invoke-local",
           "invoking a function needs Docker (moto starts a container per invocation)",
