@@ -62,6 +62,10 @@ class Alert:
     lines: tuple[str, ...]
 
     @property
+    def title(self) -> str:
+        return f"[dsstack] {self.subject}"
+
+    @property
     def body(self) -> str:
         return "\n".join(self.lines)
 
@@ -240,7 +244,7 @@ def _budget_field(message: str, name: str) -> str | None:
 def _deliver(*, identity: dict[str, str], alert: Alert, publish: bool) -> dict[str, Any]:
     """Idempotent on the event id (or SNS message id): one alert per event, however often it arrives."""
     env = runtime()
-    result: dict[str, Any] = {"kind": alert.kind, "subject": _sns_subject(alert.subject)}
+    result: dict[str, Any] = {"kind": alert.kind, "subject": _sns_subject(alert.title)}
     if publish:
         response = env.sns.publish(
             TopicArn=env.topic_arn,
@@ -259,7 +263,7 @@ def _post_to_chat(env: Runtime, alert: Alert) -> str:
 
     try:
         url = env.webhook_url()
-        payload = json.dumps({"text": f"*{alert.subject}*\n{alert.body}"}).encode()
+        payload = json.dumps({"text": f"*{alert.title}*\n{alert.body}"}).encode()
         request = urllib.request.Request(
             url, data=payload, method="POST", headers={"Content-Type": "application/json"}
         )
@@ -295,7 +299,7 @@ def _describe(error: BaseException) -> str:
 # ---------------------------------------------------------------------------------------------- format
 def _sns_subject(text: str) -> str:
     """SNS subjects: ASCII, no line breaks, at most 100 characters."""
-    ascii_text = re.sub(r"[^\x20-\x7e]", "?", f"[dsstack] {text}")
+    ascii_text = re.sub(r"[^\x20-\x7e]", "?", text)
     return ascii_text if len(ascii_text) <= SUBJECT_MAX_CHARS else ascii_text[: SUBJECT_MAX_CHARS - 3] + "..."
 
 
