@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_catalog_support import (  # noqa: E402
+from test_catalog_support import (
     ACCOUNT,
     IDEMPOTENCY_TABLE,
     REGION,
