@@ -212,6 +212,46 @@ def probe_event_invoke_configs(session: Any, resources: list[Deployed], by: Stac
     return found, []
 
 
+def probe_ecs_services(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    client = session.client("ecs")
+    found: set[Key] = set()
+    for r in resources:
+        cluster = _ref(r.properties.get("Cluster", "default"), r, by)
+        services = client.describe_services(cluster=cluster, services=[r.physical_id]).get("services", [])
+        if any(s.get("status") == "ACTIVE" for s in services):
+            found.add((r.stack, r.logical_id))
+    return found, []
+
+
+def probe_security_group_ingress(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    """A standalone ingress rule exists when its group has a rule with the same port and source."""
+    ec2 = session.client("ec2")
+    found: set[Key] = set()
+    for r in resources:
+        group_id = _ref(r.properties["GroupId"], r, by)
+        groups = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"] if isinstance(group_id, str) else []
+        for group in groups:
+            if any(rule.get("FromPort") == r.properties.get("FromPort") for rule in group.get("IpPermissions", [])):
+                found.add((r.stack, r.logical_id))
+    return found, []
+
+
+def probe_scalable_targets(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
+    client = session.client("application-autoscaling")
+    ids = set()
+    for namespace in {r.physical_id.split("|")[-1] for r in resources}:
+        for target in client.describe_scalable_targets(ServiceNamespace=namespace)["ScalableTargets"]:
+            ids.add(f"{target['ResourceId']}|{target['ScalableDimension']}|{target['ServiceNamespace']}")
+    return _found(ids, resources), []
+
+
+def probe_scaling_policies(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
+    client = session.client("application-autoscaling")
+    arns = {p["PolicyARN"] for namespace in ("ecs", "sagemaker")
+            for p in client.describe_scaling_policies(ServiceNamespace=namespace)["ScalingPolicies"]}
+    return _found(arns, resources), []
+
+
 def _simple(service: str, method: str, key: str, field_name: str | None = None,
             physical: Callable[[Deployed], str] | None = None, transform: Callable[[str], str] | None = None,
             **kwargs: Any) -> Probe:
@@ -372,7 +412,18 @@ PROBES: dict[str, Probe] = {
     "AWS::ApiGateway::ApiKey": _simple("apigateway", "get_api_keys", "items", "id"),
     "AWS::ApiGateway::UsagePlan": _simple("apigateway", "get_usage_plans", "items", "id"),
     "AWS::ECR::Repository": _simple("ecr", "describe_repositories", "repositories", "repositoryName"),
-    "AWS::ECS::Cluster": _simple("ecs", "list_clusters", "clusterArns", physical=_arn_tail),
+    "AWS::ECS::Cluster": _simple("ecs", "list_clusters", "clusterArns", transform=lambda v: v.rsplit("/", 1)[-1]),
+    "AWS::ECS::Service": probe_ecs_services,
+    "AWS::ECS::TaskDefinition": _simple("ecs", "list_task_definitions", "taskDefinitionArns"),
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": _simple("elbv2", "describe_load_balancers", "LoadBalancers",
+                                                         "LoadBalancerArn"),
+    "AWS::ElasticLoadBalancingV2::TargetGroup": _simple("elbv2", "describe_target_groups", "TargetGroups",
+                                                        "TargetGroupArn"),
+    "AWS::ElasticLoadBalancingV2::Listener": _per_parent("elbv2", "describe_listeners", "Listeners", "ListenerArn",
+                                                         "LoadBalancerArn", "LoadBalancerArn"),
+    "AWS::EC2::SecurityGroupIngress": probe_security_group_ingress,
+    "AWS::ApplicationAutoScaling::ScalableTarget": probe_scalable_targets,
+    "AWS::ApplicationAutoScaling::ScalingPolicy": probe_scaling_policies,
     "AWS::Batch::ComputeEnvironment": _simple("batch", "describe_compute_environments", "computeEnvironments",
                                               "computeEnvironmentArn"),
     "AWS::Batch::JobQueue": _simple("batch", "describe_job_queues", "jobQueues", "jobQueueArn"),

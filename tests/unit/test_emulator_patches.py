@@ -725,3 +725,30 @@ def test_cfn_update_depends_on(aws: Callable[[str], Any]) -> None:
                if r["LogicalResourceId"] == "Api")
     validators = aws("apigateway").get_request_validators(restApiId=api)["items"]
     assert [(v["name"], v["validateRequestParameters"]) for v in validators] == [("params", True)]
+
+
+def test_cfn_application_autoscaling_target_and_policy(aws: Callable[[str], Any]) -> None:
+    """AWS::ApplicationAutoScaling::ScalableTarget/ScalingPolicy (part of cfn-skipped-types) reach the API."""
+    cfn, name = aws("cloudformation"), unique("scaling")
+    resource_id = f"table/{name}"
+    template = {"Resources": {
+        "Target": {"Type": "AWS::ApplicationAutoScaling::ScalableTarget", "Properties": {
+            "ServiceNamespace": "dynamodb", "ResourceId": resource_id,
+            "ScalableDimension": "dynamodb:table:ReadCapacityUnits", "MinCapacity": 1, "MaxCapacity": 5,
+            "RoleARN": ROLE}},
+        "Policy": {"Type": "AWS::ApplicationAutoScaling::ScalingPolicy", "Properties": {
+            "PolicyName": "reads", "PolicyType": "TargetTrackingScaling", "ScalingTargetId": {"Ref": "Target"},
+            "TargetTrackingScalingPolicyConfiguration": {
+                "TargetValue": 70, "PredefinedMetricSpecification": {
+                    "PredefinedMetricType": "DynamoDBReadCapacityUtilization"}}}},
+    }}
+    stack = run_change_set(cfn, name, template)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    scaling = aws("application-autoscaling")
+    targets = scaling.describe_scalable_targets(ServiceNamespace="dynamodb", ResourceIds=[resource_id])
+    assert [(t["MinCapacity"], t["MaxCapacity"]) for t in targets["ScalableTargets"]] == [(1, 5)]
+    policies = scaling.describe_scaling_policies(ServiceNamespace="dynamodb", ResourceId=resource_id)
+    assert [p["PolicyName"] for p in policies["ScalingPolicies"]] == ["reads"]
+    cfn.delete_stack(StackName=name)
+    assert scaling.describe_scalable_targets(ServiceNamespace="dynamodb", ResourceIds=[resource_id])[
+        "ScalableTargets"] == []

@@ -436,9 +436,64 @@ class RequestValidator(EmulatedResource):
                 self.state["rest_api_id"], self.physical_id)
 
 
+def _autoscaling(account_id: str, region_name: str) -> Any:
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    return applicationautoscaling_backends[account_id][region_name]
+
+
+class ScalableTarget(EmulatedResource):
+    """AWS::ApplicationAutoScaling::ScalableTarget: moto has the API but no CloudFormation model.
+
+    Physical id as in AWS: `<resource id>|<scalable dimension>|<service namespace>`."""
+
+    TYPE = "AWS::ApplicationAutoScaling::ScalableTarget"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+                                        account_id: str, region_name: str, **kwargs: Any) -> ScalableTarget:
+        props = cloudformation_json["Properties"]
+        namespace, resource_id, dimension = props["ServiceNamespace"], props["ResourceId"], props["ScalableDimension"]
+        _autoscaling(account_id, region_name).register_scalable_target(
+            namespace, resource_id, dimension, int(props["MinCapacity"]), int(props["MaxCapacity"]),
+            props.get("RoleARN", ""), props.get("SuspendedState"))
+        return cls(f"{resource_id}|{dimension}|{namespace}")
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        resource_id, dimension, namespace = self.physical_id.split("|")
+        with contextlib.suppress(Exception):  # already gone with its service
+            _autoscaling(account_id, region_name).deregister_scalable_target(namespace, resource_id, dimension)
+
+
+class ScalingPolicy(EmulatedResource):
+    """AWS::ApplicationAutoScaling::ScalingPolicy on a ScalableTarget of the same stack (ScalingTargetId)."""
+
+    TYPE = "AWS::ApplicationAutoScaling::ScalingPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+                                        account_id: str, region_name: str, **kwargs: Any) -> ScalingPolicy:
+        props = cloudformation_json["Properties"]
+        if "ScalingTargetId" in props:
+            resource_id, dimension, namespace = props["ScalingTargetId"].split("|")
+        else:
+            resource_id, dimension, namespace = (props["ResourceId"], props["ScalableDimension"],
+                                                 props["ServiceNamespace"])
+        body = props.get("TargetTrackingScalingPolicyConfiguration") or props.get("StepScalingPolicyConfiguration")
+        policy = _autoscaling(account_id, region_name).put_scaling_policy(
+            props["PolicyName"], namespace, resource_id, dimension, body, props["PolicyType"])
+        return cls(policy.policy_arn, name=props["PolicyName"], target=(namespace, resource_id, dimension))
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        namespace, resource_id, dimension = self.state["target"]
+        with contextlib.suppress(Exception):  # already gone with its target
+            _autoscaling(account_id, region_name).delete_scaling_policy(
+                self.state["name"], namespace, resource_id, dimension)
+
+
 EMULATED_TYPES: dict[str, type[EmulatedResource]] = {
     cls.TYPE: cls for cls in (BucketPolicy, TopicPolicy, TopicSubscription, QueuePolicy, Secret, Alarm, GlobalTable,
-                              EventInvokeConfig, Budget, RequestValidator)
+                              EventInvokeConfig, Budget, RequestValidator, ScalableTarget, ScalingPolicy)
 }
 
 
@@ -451,10 +506,11 @@ PATCHES = [
     Patch("cfn-skipped-types",
           "AWS::S3::BucketPolicy, AWS::SNS::TopicPolicy, AWS::SNS::Subscription, AWS::SQS::QueuePolicy, "
           "AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm and AWS::DynamoDB::GlobalTable are skipped; "
-          "AWS::Lambda::EventInvokeConfig, AWS::Budgets::Budget and AWS::ApiGateway::RequestValidator have no "
-          "CloudFormation model",
+          "AWS::Lambda::EventInvokeConfig, AWS::Budgets::Budget, AWS::ApiGateway::RequestValidator and "
+          "AWS::ApplicationAutoScaling::ScalableTarget/ScalingPolicy have no CloudFormation model",
           "creates them in the service backends (policy, subscription with its attributes, secret incl. "
-          "GenerateSecretString, alarm, table, async-invoke config, budget, request validator) and deletes them "
+          "GenerateSecretString, alarm, table, async-invoke config, budget, request validator, scaling target and "
+          "policy) and deletes them "
           "with the stack",
           _register),
     Patch("cfn-dynamodb-table",
