@@ -236,6 +236,18 @@ def probe_security_group_ingress(session: Any, resources: list[Deployed], by: St
     return found, []
 
 
+def probe_security_group_egress(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+    ec2 = session.client("ec2")
+    found: set[Key] = set()
+    for r in resources:
+        group_id = _ref(r.properties["GroupId"], r, by)
+        groups = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"] if isinstance(group_id, str) else []
+        for group in groups:
+            if any(rule.get("FromPort") == r.properties.get("FromPort") for rule in group.get("IpPermissionsEgress", [])):
+                found.add((r.stack, r.logical_id))
+    return found, []
+
+
 def probe_scalable_targets(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
     client = session.client("application-autoscaling")
     ids = set()
@@ -422,6 +434,7 @@ PROBES: dict[str, Probe] = {
     "AWS::ElasticLoadBalancingV2::Listener": _per_parent("elbv2", "describe_listeners", "Listeners", "ListenerArn",
                                                          "LoadBalancerArn", "LoadBalancerArn"),
     "AWS::EC2::SecurityGroupIngress": probe_security_group_ingress,
+    "AWS::EC2::SecurityGroupEgress": probe_security_group_egress,
     "AWS::ApplicationAutoScaling::ScalableTarget": probe_scalable_targets,
     "AWS::ApplicationAutoScaling::ScalingPolicy": probe_scaling_policies,
     "AWS::Batch::ComputeEnvironment": _simple("batch", "describe_compute_environments", "computeEnvironments",

@@ -752,3 +752,21 @@ def test_cfn_application_autoscaling_target_and_policy(aws: Callable[[str], Any]
     cfn.delete_stack(StackName=name)
     assert scaling.describe_scalable_targets(ServiceNamespace="dynamodb", ResourceIds=[resource_id])[
         "ScalableTargets"] == []
+
+
+def test_cfn_security_group_egress(aws: Callable[[str], Any]) -> None:
+    """AWS::EC2::SecurityGroupEgress (part of cfn-skipped-types): a group-to-group egress rule is applied."""
+    cfn, name = aws("cloudformation"), unique("egress")
+    template = {"Resources": {
+        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.8.0.0/16"}},
+        "From": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "lb", "VpcId": {"Ref": "Vpc"}}},
+        "To": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "svc", "VpcId": {"Ref": "Vpc"}}},
+        "Egress": {"Type": "AWS::EC2::SecurityGroupEgress", "Properties": {
+            "GroupId": {"Fn::GetAtt": ["From", "GroupId"]}, "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080,
+            "DestinationSecurityGroupId": {"Fn::GetAtt": ["To", "GroupId"]}}},
+    }, "Outputs": {"From": {"Value": {"Fn::GetAtt": ["From", "GroupId"]}}}}
+    stack = run_change_set(cfn, name, template)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    group_id = stack["Outputs"][0]["OutputValue"]
+    (group,) = aws("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+    assert any(rule.get("FromPort") == 8080 for rule in group["IpPermissionsEgress"])

@@ -436,6 +436,34 @@ class RequestValidator(EmulatedResource):
                 self.state["rest_api_id"], self.physical_id)
 
 
+class SecurityGroupEgress(EmulatedResource):
+    """AWS::EC2::SecurityGroupEgress (CDK emits one per group-to-group rule): moto models only the ingress type."""
+
+    TYPE = "AWS::EC2::SecurityGroupEgress"
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+                                        account_id: str, region_name: str, **kwargs: Any) -> SecurityGroupEgress:
+        from moto.ec2.models import ec2_backends
+
+        props = cloudformation_json["Properties"]
+        rule = {"ip_protocol": str(props["IpProtocol"]), "from_port": str(props.get("FromPort", -1)),
+                "to_port": str(props.get("ToPort", -1)),
+                "ip_ranges": [{"CidrIp": props["CidrIp"], "Description": props.get("Description", "")}]
+                if props.get("CidrIp") else [],
+                "source_groups": [{"GroupId": props["DestinationSecurityGroupId"]}]
+                if props.get("DestinationSecurityGroupId") else []}
+        ec2_backends[account_id][region_name].authorize_security_group_egress(props["GroupId"], **rule)
+        return cls(f"{props['GroupId']}-egress-{resource_name}", group_id=props["GroupId"], rule=rule)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        from moto.ec2.models import ec2_backends
+
+        with contextlib.suppress(Exception):  # the group may already be gone with the stack
+            ec2_backends[account_id][region_name].revoke_security_group_egress(
+                self.state["group_id"], **self.state["rule"])
+
+
 def _autoscaling(account_id: str, region_name: str) -> Any:
     from moto.applicationautoscaling.models import applicationautoscaling_backends
 
@@ -493,7 +521,8 @@ class ScalingPolicy(EmulatedResource):
 
 EMULATED_TYPES: dict[str, type[EmulatedResource]] = {
     cls.TYPE: cls for cls in (BucketPolicy, TopicPolicy, TopicSubscription, QueuePolicy, Secret, Alarm, GlobalTable,
-                              EventInvokeConfig, Budget, RequestValidator, ScalableTarget, ScalingPolicy)
+                              EventInvokeConfig, Budget, RequestValidator, ScalableTarget, ScalingPolicy,
+                              SecurityGroupEgress)
 }
 
 
@@ -507,7 +536,8 @@ PATCHES = [
           "AWS::S3::BucketPolicy, AWS::SNS::TopicPolicy, AWS::SNS::Subscription, AWS::SQS::QueuePolicy, "
           "AWS::SecretsManager::Secret, AWS::CloudWatch::Alarm and AWS::DynamoDB::GlobalTable are skipped; "
           "AWS::Lambda::EventInvokeConfig, AWS::Budgets::Budget, AWS::ApiGateway::RequestValidator and "
-          "AWS::ApplicationAutoScaling::ScalableTarget/ScalingPolicy have no CloudFormation model",
+          "AWS::ApplicationAutoScaling::ScalableTarget/ScalingPolicy, AWS::EC2::SecurityGroupEgress have no "
+          "CloudFormation model",
           "creates them in the service backends (policy, subscription with its attributes, secret incl. "
           "GenerateSecretString, alarm, table, async-invoke config, budget, request validator, scaling target and "
           "policy) and deletes them "
