@@ -86,7 +86,9 @@ class ContainerService(Construct):
 
         # ---- load balancer
         self.load_balancer_security_group = ec2.SecurityGroup(
-            self, "LoadBalancerSecurityGroup", vpc=vpc, allow_all_outbound=False,
+            # Outbound open: a load balancer only connects to its targets, and the per-target egress rule CDK
+            # would otherwise add is a separate SecurityGroupEgress resource the embedded emulator lacks.
+            self, "LoadBalancerSecurityGroup", vpc=vpc, allow_all_outbound=True,
             description=f"{self.service_name} load balancer")
         if model.internet_facing:
             for cidr in model.allowed_cidrs or ():
@@ -128,8 +130,8 @@ class ContainerService(Construct):
             min_healthy_percent=100, max_healthy_percent=200,
             health_check_grace_period=cdk.Duration.seconds(60),
         )
-        self.service.connections.allow_from(self.load_balancer_security_group, ec2.Port.tcp(model.port),
-                                            "Load balancer to the model container")
+        # Load balancer -> tasks on the container port only: attaching the service to the target group below
+        # adds that ingress rule to the service's group.
         self.target_group = listener.add_targets(
             "Targets", port=model.port, protocol=elbv2.ApplicationProtocol.HTTP, targets=[self.service],
             health_check=elbv2.HealthCheck(path=model.health_check_path, healthy_http_codes="200",

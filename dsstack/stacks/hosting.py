@@ -79,7 +79,9 @@ class HostingStack(cdk.Stack):
                     vpc=vpc, subnets=network.network.workload_subnets,
                 )
                 self.endpoints[model.name] = endpoint
-                published = {names.PARAM_ENDPOINT_NAME: endpoint.endpoint_name, names.PARAM_URL: endpoint.url,
+                # The endpoint's own name attribute (equal to endpoint_name in AWS; the emulator names it itself).
+                published = {names.PARAM_ENDPOINT_NAME: endpoint.endpoint.attr_endpoint_name,
+                             names.PARAM_URL: endpoint.url,
                               names.PARAM_ARN: endpoint.endpoint_arn}
             else:
                 service = ContainerService(

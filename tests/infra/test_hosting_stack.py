@@ -14,6 +14,9 @@ CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0123abcd-0000-0000-0000-0
 VARIANT = {
     "environment": "hvar", "network": {"egress": "nat", "cidr": "10.60.0.0/16"},
     "teams": [{"name": "alpha", "models": [
+        # The ECS example: min_tasks 0 (only the internal load balancer costs). Not in config/example.yaml
+        # until the emulator supports Application Auto Scaling resources.
+        {"name": "dashboard", "kind": "ecs", "image": "ecr:v1", "min_tasks": 0, "max_tasks": 2},
         {"name": "fraud", "kind": "sagemaker-realtime", "image": "ecr:v2", "instance_type": "ml.c5.large",
          "min_instances": 2, "max_instances": 6, "target_invocations_per_instance": 300, "data_capture_percent": 20},
         {"name": "app", "kind": "ecs", "image": "public.ecr.aws/nginx/nginx:1.27", "internet_facing": True,
@@ -98,18 +101,22 @@ def test_sagemaker_role_reads_only_its_model_prefix_and_the_team_key(hosting):
 
 
 def test_alarms_notify_the_team_alert_topic(hosting, variant):
-    for template in (hosting, variant.template("hvar-alpha-hosting")):
+    for template, count in ((hosting, 2), (variant.template("hvar-alpha-hosting"), 6)):
         alarms = resources(template, "AWS::CloudWatch::Alarm")
-        assert len(alarms) == 4
+        assert len(alarms) == count
         for alarm in alarms.values():
             actions = json.dumps(props(alarm)["AlarmActions"])
             assert "operations" in actions and "AlertTopic" in actions
     metrics = {props(a)["MetricName"] for a in resources(hosting, "AWS::CloudWatch::Alarm").values()}
-    assert metrics == {"Invocation5XXErrors", "ModelLatency", "HTTPCode_Target_5XX_Count", "TargetResponseTime"}
+    assert metrics == {"Invocation5XXErrors", "ModelLatency"}
+    metrics = {props(a)["MetricName"] for k, a in resources(variant.template("hvar-alpha-hosting"),
+                                                             "AWS::CloudWatch::Alarm").items() if k.startswith("App")}
+    assert metrics == {"HTTPCode_Target_5XX_Count", "TargetResponseTime"}
 
 
-def test_ecs_service_internal_by_default(hosting):
-    _, cluster = only(hosting, "AWS::ECS::Cluster")
+def test_ecs_service_internal_by_default(variant):
+    hosting = variant.template("hvar-alpha-hosting")
+    cluster = _by_suffix(hosting, "AWS::ECS::Cluster", "DashboardService")
     assert {"Name": "containerInsights", "Value": "enabled"} in props(cluster)["ClusterSettings"]
     service = props(_by_suffix(hosting, "AWS::ECS::Service", "DashboardService"))
     assert service["DesiredCount"] == 0
@@ -121,7 +128,8 @@ def test_ecs_service_internal_by_default(hosting):
     assert (listener["Port"], listener["Protocol"]) == (80, "HTTP")
     groups = [props(g) for g in resources(hosting, "AWS::EC2::SecurityGroup").values()
               if "load balancer" in props(g)["GroupDescription"]]
-    assert [r["CidrIp"] for g in groups for r in g.get("SecurityGroupIngress", [])] == ["10.42.0.0/16"]
+    assert [r["CidrIp"] for g in groups for r in g.get("SecurityGroupIngress", [])
+            if r["FromPort"] == 80] == ["10.60.0.0/16"]
     target = props(_by_suffix(hosting, "AWS::ElasticLoadBalancingV2::TargetGroup", "DashboardService"))
     assert (target["HealthCheckPath"], target["Matcher"], target["Port"]) == ("/health", {"HttpCode": "200"}, 8080)
     scaling = props(_by_suffix(hosting, "AWS::ApplicationAutoScaling::ScalableTarget", "DashboardService"))
@@ -135,7 +143,8 @@ def test_ecs_service_internal_by_default(hosting):
     assert logs[0]["RetentionInDays"] == 90 and "KmsKeyId" in logs[0]
 
 
-def test_ecs_task_role_reads_only_its_model_prefix(hosting):
+def test_ecs_task_role_reads_only_its_model_prefix(variant):
+    hosting = variant.template("hvar-alpha-hosting")
     statements = _statements(hosting, "DashboardServiceTaskDefinitionTaskRole")
     actions = sorted(a for s in statements for a in _list(s["Action"]))
     assert actions == ["kms:Decrypt", "s3:GetObject", "s3:GetObjectVersion"]
@@ -199,14 +208,22 @@ def test_each_endpoint_is_published(hosting):
     parameters = {props(p)["Name"]: props(p)["Value"] for p in resources(hosting, "AWS::SSM::Parameter").values()}
     root = "/dsstack/demo/vision/models"
     assert parameters[f"{root}/churn/kind"] == "sagemaker-serverless"
-    assert parameters[f"{root}/churn/endpoint-name"] == "dsstack-demo-vision-churn"
+    endpoint_id = next(k for k in resources(hosting, "AWS::SageMaker::Endpoint") if k.startswith("ChurnEndpoint"))
+    assert parameters[f"{root}/churn/endpoint-name"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     assert "runtime.sagemaker" in json.dumps(parameters[f"{root}/churn/url"])
     assert parameters[f"{root}/churn/alarms"] == "dsstack-demo-vision-churn-5xx,dsstack-demo-vision-churn-latency"
-    assert parameters[f"{root}/dashboard/kind"] == "ecs"
-    assert {f"{root}/dashboard/{f}" for f in ("endpoint-name", "url", "arn", "cluster", "alarms")} <= set(parameters)
     assert "/dsstack/demo/vision/hosting/ecr-repository" in parameters
     outputs = hosting["Outputs"]
-    assert {"ModelsChurnUrl", "ModelsChurnKind", "ModelsDashboardUrl", "HostingEcrRepository"} <= set(outputs)
+    assert {"ModelsChurnUrl", "ModelsChurnKind", "ModelsChurnEndpointName", "HostingEcrRepository"} <= set(outputs)
+
+
+def test_each_ecs_service_is_published(variant):
+    template = variant.template("hvar-alpha-hosting")
+    parameters = {props(p)["Name"]: props(p)["Value"] for p in resources(template, "AWS::SSM::Parameter").values()}
+    root = "/dsstack/hvar/alpha/models"
+    assert parameters[f"{root}/dashboard/kind"] == "ecs"
+    assert {f"{root}/dashboard/{f}" for f in ("endpoint-name", "url", "arn", "cluster", "alarms")} <= set(parameters)
+    assert {"ModelsDashboardUrl", "ModelsDashboardCluster", "ModelsAppUrl"} <= set(template["Outputs"])
 
 
 def test_invalid_internet_facing_in_private_network_is_a_clear_error(tmp_path):
@@ -215,6 +232,9 @@ def test_invalid_internet_facing_in_private_network_is_a_clear_error(tmp_path):
 
     data = {"environment": "hpriv", "network": {"egress": "private", "cidr": "10.61.0.0/16"},
             "teams": [{"name": "alpha", "models": [
+        # The ECS example: min_tasks 0 (only the internal load balancer costs). Not in config/example.yaml
+        # until the emulator supports Application Auto Scaling resources.
+        {"name": "dashboard", "kind": "ecs", "image": "ecr:v1", "min_tasks": 0, "max_tasks": 2},
                 {"name": "app", "kind": "ecs", "image": "ecr:v1", "internet_facing": True,
                  "allowed_cidrs": ["203.0.113.0/24"], "certificate_arn": CERT}]}]}
     with pytest.raises(ValueError, match="internet_facing needs public subnets"):
