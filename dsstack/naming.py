@@ -25,15 +25,12 @@ def team_layers(team: TeamConfig) -> list[str]:
 
     Keep in step with dsstack/stacks/platform.py (a test compares them with what synthesizes).
     """
-    layers = ["data", "operations"]
-    # <compute-layer>
-    layers.append("compute")
-    # <metadata-layer>
+    layers = ["data", "operations", "compute"]
     if team.metadata_service.enabled:
         layers.append("metadata")
-    if team.models:  # <hosting-layer>
+    if team.models:
         layers.append("hosting")
-    if team.workstations:  # <workstations-layer>
+    if team.workstations:
         layers.append("workstations")
     return layers
 
@@ -61,8 +58,16 @@ def resource_prefix(environment: str, team: str) -> str:
 
 
 def state_machine_prefix(environment: str, team: str) -> str:
-    """Metaflow prepends this to the state machines it creates (METAFLOW_SFN_STATE_MACHINE_PREFIX)."""
-    return f"{resource_prefix(environment, team)}-"
+    """METAFLOW_SFN_STATE_MACHINE_PREFIX: Metaflow names a state machine `<prefix>_<flow>`."""
+    return resource_prefix(environment, team)
+
+
+def state_machine_name_prefix(environment: str, team: str) -> str:
+    """What every one of the team's state machine names starts with, for IAM and EventBridge conditions.
+
+    The `_` Metaflow adds is part of it, so team `vision` never matches team `vision2`'s machines.
+    """
+    return f"{state_machine_prefix(environment, team)}_"
 
 
 # S3 layout of a team's datastore bucket.

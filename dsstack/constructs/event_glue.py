@@ -48,7 +48,7 @@ class EventGlue(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        prefix = naming.state_machine_prefix(environment, team)
+        prefix = naming.state_machine_name_prefix(environment, team)
         state_machine_arn_prefix = f"arn:{stack.partition}:states:{stack.region}:{stack.account}:stateMachine:{prefix}"
         shared = SharedLayer(self, "SharedLayer").layer
         common = {"key": key, "alert_topic": alert_topic, "log_retention_days": log_retention_days,

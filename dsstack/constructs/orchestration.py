@@ -17,6 +17,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from dsstack import naming
 from dsstack.constructs.batch_compute import acknowledge_resources, role_policy
 from dsstack.constructs.log_retention import retention_days
 
@@ -38,7 +39,7 @@ class Orchestration(Construct):
         # policy under its size limit).
         self.log_group = logs.LogGroup(
             self, "ExecutionLogs",
-            log_group_name=f"/aws/vendedlogs/states/{state_machine_prefix}executions",
+            log_group_name=f"/aws/vendedlogs/states/{naming.state_machine_prefix(environment, team)}-executions",
             retention=retention_days(log_retention), encryption_key=key,
             removal_policy=cdk.RemovalPolicy.DESTROY,  # execution history only; the stack is stateless
         )

@@ -108,7 +108,7 @@ class DataScientistRole(Construct):
         region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
         ssm_path = naming.ssm_prefix(environment, team).lstrip("/")
         prefix = naming.resource_prefix(environment, team)
-        machine_prefix = naming.state_machine_prefix(environment, team)
+        machine_prefix = naming.state_machine_name_prefix(environment, team)
         self.role = iam.Role(
             self, "Role",
             assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"),

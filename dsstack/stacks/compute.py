@@ -34,7 +34,8 @@ class ComputeStack(cdk.Stack):
             state_table=data.step_functions_state_table, catalog_table=data.catalog_table,
         )
         self.orchestration = Orchestration(
-            self, "Orchestration", environment=config.environment, team=team.name, state_machine_prefix=prefix,
+            self, "Orchestration", environment=config.environment, team=team.name,
+            state_machine_prefix=naming.state_machine_name_prefix(config.environment, team.name),
             job_queues=list(self.batch.job_queues.values()), state_table=data.step_functions_state_table,
             key=data.key, log_retention=config.log_retention_days,
         )

@@ -11,9 +11,11 @@ from dsstack import naming
 from dsstack.config import PlatformConfig
 from dsstack.stacks.compute import ComputeStack
 from dsstack.stacks.data import DataStack
+from dsstack.stacks.hosting import HostingStack
 from dsstack.stacks.metadata import MetadataStack
 from dsstack.stacks.network import NetworkStack
 from dsstack.stacks.operations import OperationsStack
+from dsstack.stacks.workstations import WorkstationsStack
 
 
 @dataclass
@@ -51,28 +53,26 @@ def build_platform(app: cdk.App, config: PlatformConfig) -> Platform:
 
     teams: dict[str, TeamStacks] = {}
     for team in config.teams:
-        data = DataStack(app, naming.team_stack_name(config.environment, team.name, "data"), config=config,
-                         team=team, access_log_bucket=network.access_logs.bucket, removal_policy=removal, env=env)
-        stacks = TeamStacks(data=data)
-        operations = OperationsStack(app, name(team.name, "operations"), config=config, team=team, data=data, env=env)
-        stacks.others["operations"] = operations
-        # Each layer adds its stack below, at its own marker (one line each keeps merges trivial).
-        # <compute-stack>
-        stacks.others["compute"] = ComputeStack(app, name(team.name, "compute"), config=config, team=team, data=data, network=network, env=env)  # noqa: E501
-        # <metadata-stack>
+        data = DataStack(app, name(team.name, "data"), config=config, team=team,
+                         access_log_bucket=network.access_logs.bucket, removal_policy=removal, env=env)
+        operations = OperationsStack(app, name(team.name, "operations"), config=config, team=team, data=data,
+                                     env=env)
+        compute = ComputeStack(app, name(team.name, "compute"), config=config, team=team, data=data,
+                               network=network, env=env)
+        stacks = TeamStacks(data=data, others={"operations": operations, "compute": compute})
         if team.metadata_service.enabled:
-            metadata = MetadataStack(app, name(team.name, "metadata"), config=config, team=team, data=data, operations=operations, env=env)  # noqa: E501
+            metadata = MetadataStack(app, name(team.name, "metadata"), config=config, team=team, data=data,
+                                     operations=operations, env=env)
             stacks.others["metadata"] = metadata
-            if "compute" in stacks.others:  # the compute stack publishes the team's Metaflow config
-                stacks.others["compute"].add_metaflow_layer("metadata", metadata.metaflow_keys())
-        if team.models:  # <hosting-stack>
-            from dsstack.stacks.hosting import HostingStack  # noqa: PLC0415 (one-line wiring)
-            stacks.others["hosting"] = HostingStack(app, name(team.name, "hosting"), config=config, team=team, network=network, data=data, operations=operations, env=env)  # noqa: E501
-        if team.workstations:  # <workstations-stack>
-            from dsstack.stacks.workstations import WorkstationsStack  # local import: one-block wiring
+            # The compute stack publishes the team's Metaflow config; the service adds its keys.
+            compute.add_metaflow_layer("metadata", metadata.metaflow_keys())
+        if team.models:
+            stacks.others["hosting"] = HostingStack(app, name(team.name, "hosting"), config=config, team=team,
+                                                    network=network, data=data, operations=operations, env=env)
+        if team.workstations:
             stacks.others["workstations"] = WorkstationsStack(
                 app, name(team.name, "workstations"), config=config, team=team, network=network.network,
-                data=data, compute=stacks.others.get("compute"), env=env)  # type: ignore[arg-type]
+                data=data, compute=compute, env=env)
         for stack in stacks.all():
             cdk.Tags.of(stack).add(naming.TAG_ENVIRONMENT, config.environment)
             cdk.Tags.of(stack).add(naming.TAG_TEAM, team.name)

@@ -76,7 +76,8 @@ def test_step_functions_create_uses_the_team_resources(metaflow_env, deployed):
     sfn = client_session(emu).client("stepfunctions")
     machines = [m for m in sfn.list_state_machines()["stateMachines"]
                 if m["name"].startswith(config["METAFLOW_SFN_STATE_MACHINE_PREFIX"])]
-    assert [m["name"] for m in machines] == [f"{config['METAFLOW_SFN_STATE_MACHINE_PREFIX']}BatchFlow"]
+    # Metaflow names a deployed flow's state machine `<METAFLOW_SFN_STATE_MACHINE_PREFIX>_<flow>`.
+    assert [m["name"] for m in machines] == [f"{config['METAFLOW_SFN_STATE_MACHINE_PREFIX']}_BatchFlow"]
     described = sfn.describe_state_machine(stateMachineArn=machines[0]["stateMachineArn"])
     assert described["roleArn"] == config["METAFLOW_SFN_IAM_ROLE"]
     definition = described["definition"]

@@ -164,13 +164,13 @@ def test_step_functions_role_submits_only_to_team_queues(vision):
     assert "logs:CreateLogDelivery" in _actions(statements["ExecutionLogDelivery"])
     role = next(r for k, r in resources(vision, "AWS::IAM::Role").items() if k.startswith("OrchestrationStepFunctions"))
     trust = json.dumps(props(role)["AssumeRolePolicyDocument"])
-    assert "states.amazonaws.com" in trust and "stateMachine:dsstack-demo-vision-*" in trust
+    assert "states.amazonaws.com" in trust and "stateMachine:dsstack-demo-vision_*" in trust
 
 
 def test_events_role_starts_only_team_state_machines(vision):
     (statement,) = _statements(vision, "OrchestrationEventsRole")
     assert _actions(statement) == ["states:StartExecution"]
-    assert json.dumps(statement["Resource"]).endswith(':stateMachine:dsstack-demo-vision-*"]]}')
+    assert json.dumps(statement["Resource"]).endswith(':stateMachine:dsstack-demo-vision_*"]]}')
 
 
 def test_team_a_roles_never_name_team_b(vision, forecasting):
@@ -194,12 +194,12 @@ def test_metaflow_config_is_published_as_ssm_and_output(vision):
                 "METAFLOW_BATCH_JOB_QUEUE", "METAFLOW_ECS_S3_ACCESS_IAM_ROLE", "METAFLOW_ECS_FARGATE_EXECUTION_ROLE",
                 "METAFLOW_SFN_IAM_ROLE", "METAFLOW_SFN_DYNAMO_DB_TABLE", "METAFLOW_SFN_STATE_MACHINE_PREFIX",
                 "METAFLOW_EVENTS_SFN_ACCESS_IAM_ROLE", "METAFLOW_SFN_EXECUTION_LOG_GROUP_ARN",
-                "DSSTACK_BATCH_JOB_QUEUE_GPU", "dsstack-demo-vision-"):
+                "DSSTACK_BATCH_JOB_QUEUE_GPU", '"METAFLOW_SFN_STATE_MACHINE_PREFIX\\":\\"dsstack-demo-vision\\"'):
         assert key in value, key
     outputs = vision["Outputs"]
     assert {"JobRoleArn", "ExecutionRoleArn", "StepFunctionsRoleArn", "EventsRoleArn", "ExecutionLogGroupArn",
             "StateMachinePrefix", "JobQueueCpu", "JobQueueGpu"} <= set(outputs)
-    assert outputs["StateMachinePrefix"]["Value"] == "dsstack-demo-vision-"
+    assert outputs["StateMachinePrefix"]["Value"] == "dsstack-demo-vision"  # Metaflow adds "_<flow>"
     assert "METAFLOW_SFN_IAM_ROLE" in outputs["StepFunctionsRoleArn"]["Description"]
 
 

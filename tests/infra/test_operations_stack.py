@@ -65,7 +65,7 @@ def test_rules_route_the_right_events_with_dead_letter_queues(ops):
     assert "demo-vision-data" in json.dumps(objects["detail"]["bucket"]["name"])
     failed, _ = next(v for k, v in rules.items() if k.startswith("Failed, timed-out"))
     assert failed["detail"]["status"] == ["FAILED", "TIMED_OUT", "ABORTED"]
-    assert "stateMachine:dsstack-demo-vision-" in json.dumps(failed["detail"]["stateMachineArn"])
+    assert "stateMachine:dsstack-demo-vision_" in json.dumps(failed["detail"]["stateMachineArn"])
     jobs, _ = next(v for k, v in rules.items() if k.startswith("Failed AWS Batch"))
     assert jobs["detail"]["status"] == ["FAILED"]
     assert "job-queue/dsstack-demo-vision-" in json.dumps(jobs["detail"]["jobQueue"])

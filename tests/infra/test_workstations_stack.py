@@ -118,8 +118,8 @@ def test_instance_role_is_the_data_scientist_role(template):
         "Fn::Join": ["", ["arn:", {"Ref": "AWS::Partition"}, ":s3:::", {"Ref": "TeamBucketName"}, "/*"]]}
     assert template["Parameters"]["TeamBucketName"]["Default"] == "/dsstack/demo/vision/bucket-name"
     rendered = json.dumps(statements)
-    for resource in ("parameter/dsstack/demo/vision/*", "stateMachine:dsstack-demo-vision-*",
-                     "execution:dsstack-demo-vision-*:*", "rule/dsstack-demo-vision-*",
+    for resource in ("parameter/dsstack/demo/vision/*", "stateMachine:dsstack-demo-vision_*",
+                     "execution:dsstack-demo-vision_*:*", "rule/dsstack-demo-vision_*",
                      "endpoint/dsstack-demo-vision-*"):
         assert resource in rendered, resource
 
