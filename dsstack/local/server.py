@@ -30,8 +30,15 @@ def make_app() -> Any:
     from dsstack.local.patches import apigateway
 
     moto_app = DomainDispatcherApplication(create_backend_app)
+    # moto's CloudFormation engine is not thread-safe: `cdk deploy --concurrency N` runs stack operations in
+    # parallel and they race on shared state ("OrderedDict mutated during iteration"). One CloudFormation
+    # request at a time; everything else (asset uploads, describes, data plane) stays concurrent.
+    cloudformation_lock = threading.Lock()
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if "/cloudformation/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+            with cloudformation_lock:
+                return list(moto_app(environ, start_response))
         if environ.get("PATH_INFO", "").startswith(apigateway.PREFIX):
             return apigateway.serve(environ, start_response, ACCOUNT_ID)
         if environ.get("PATH_INFO") == "/_dsstack/health":

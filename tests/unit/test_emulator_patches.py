@@ -770,3 +770,38 @@ def test_cfn_security_group_egress(aws: Callable[[str], Any]) -> None:
     group_id = stack["Outputs"][0]["OutputValue"]
     (group,) = aws("ec2").describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
     assert any(rule.get("FromPort") == 8080 for rule in group["IpPermissionsEgress"])
+
+
+def test_iam_managed_policy_deletes(aws: Callable[[str], Any]) -> None:
+    cfn, name = aws("cloudformation"), unique("iam")
+    assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "ec2.amazonaws.com"}}]}
+    template = {"Resources": {
+        "Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": name, "AssumeRolePolicyDocument": assume}},
+        "Policy": {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+            "ManagedPolicyName": name, "Roles": [{"Ref": "Role"}], "PolicyDocument": {
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject",
+                                                        "Resource": "arn:aws:s3:::b/*"}]}}},
+    }}
+    assert run_change_set(cfn, name, template)["StackStatus"] == "CREATE_COMPLETE"
+    cfn.delete_stack(StackName=name)
+    stacks = cfn.list_stacks()["StackSummaries"]
+    assert next(s["StackStatus"] for s in stacks if s["StackName"] == name) == "DELETE_COMPLETE"
+    iam = aws("iam")
+    assert name not in [r["RoleName"] for r in iam.list_roles()["Roles"]]
+    assert name not in [p["PolicyName"] for p in iam.list_policies(Scope="Local")["Policies"]]
+
+
+def test_concurrent_cloudformation_requests_do_not_race(aws: Callable[[str], Any]) -> None:
+    """`cdk deploy --concurrency 4` creates stacks in parallel; the emulator serialises CloudFormation calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    cfn = aws("cloudformation")
+    names = [unique("parallel") for _ in range(8)]
+
+    def create(name: str) -> str:
+        return run_change_set(cfn, name, {"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}})["StackStatus"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(create, names))
+    assert statuses == ["CREATE_COMPLETE"] * len(names)

@@ -26,10 +26,10 @@ _applied = False
 
 
 def all_patches() -> list[Patch]:
-    from dsstack.local.patches import apigateway, batch, cloudformation, ec2, events, lambdas, resources, s3
+    from dsstack.local.patches import apigateway, batch, cloudformation, ec2, events, iam, lambdas, resources, s3
 
     return [*cloudformation.PATCHES, *resources.PATCHES, *s3.PATCHES, *ec2.PATCHES, *lambdas.PATCHES, *events.PATCHES,
-            *apigateway.PATCHES, *batch.PATCHES]
+            *apigateway.PATCHES, *batch.PATCHES, *iam.PATCHES]
 
 
 def check_moto_version() -> None:
