@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from tests.unit.test_catalog_support import serialize_moto_requests
 from tests.unit.test_metadata_api import CURRENT_CLIENT_TAGS, call, metadata_table
 
 THREADS = 24
+
+
+@pytest.fixture(autouse=True)
+def atomic_moto_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB applies each request (e.g. UpdateItem ADD) atomically; moto does not under threads, which
+    made this test flaky on a loaded machine (two tasks got one id). The handler's own races still interleave."""
+    serialize_moto_requests(monkeypatch)
 
 
 def test_concurrent_task_and_run_registrations_get_unique_ids():
