@@ -647,7 +647,15 @@ class PlatformConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_teams(self) -> PlatformConfig:
-        _reject_duplicates("teams", [t.name for t in self.teams], "name")
+        names = [t.name for t in self.teams]
+        _reject_duplicates("teams", names, "name")
+        # Team resources are named `dsstack-<env>-<team>-...` and IAM/EventBridge conditions match that prefix:
+        # a team `vision-x` would fall under team `vision`'s `dsstack-<env>-vision-*` permissions.
+        for i, name in enumerate(names):
+            for j, other in enumerate(names):
+                if i != j and name.startswith(f"{other}-"):
+                    raise ValueError(f"teams[{i}].name: {name!r} starts with teams[{j}].name {other!r} followed by "
+                                     f"'-', so {other!r}'s permissions would match its resources; rename one of them")
         return self
 
     def team(self, name: str) -> TeamConfig:

@@ -57,6 +57,12 @@ def test_duplicate_team_names():
     assert msg == "teams[2].name: 'alpha' duplicates teams[0].name; each name must be unique"
 
 
+def test_a_team_name_may_not_extend_another_with_a_hyphen():
+    (msg,) = problems(minimal(teams=[{"name": "vision"}, {"name": "vision-x"}]))
+    assert msg.startswith("teams[1].name: 'vision-x' starts with teams[0].name 'vision' followed by '-'")
+    parse_config(minimal(teams=[{"name": "vision"}, {"name": "visionx"}]))  # no hyphen: no overlap
+
+
 def test_duplicates_inside_a_team_name_the_full_path():
     msgs = problems(minimal(teams=[{"name": "alpha", "workstations": [{"user": "ann"}, {"user": "ann"}]}]))
     assert msgs == ["teams[0].workstations[1].user: 'ann' duplicates workstations[0].user; each user must be unique"]
