@@ -805,3 +805,24 @@ def test_concurrent_cloudformation_requests_do_not_race(aws: Callable[[str], Any
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(create, names))
     assert statuses == ["CREATE_COMPLETE"] * len(names)
+
+
+def test_ec2_volume_and_instance_updates(aws: Callable[[str], Any]) -> None:
+    cfn, name = aws("cloudformation"), unique("ws")
+
+    def template(instance_type: str) -> dict[str, Any]:
+        return {"Resources": {
+            "Home": {"Type": "AWS::EC2::Volume", "DeletionPolicy": "Retain", "Properties": {
+                "AvailabilityZone": "us-east-1a", "Size": 20, "Encrypted": True, "VolumeType": "gp3"}},
+            "Box": {"Type": "AWS::EC2::Instance", "Properties": {"ImageId": "ami-12c6146b",
+                                                                "InstanceType": instance_type}},
+        }, "Outputs": {"Box": {"Value": {"Ref": "Box"}}, "Home": {"Value": {"Ref": "Home"}}}}
+
+    first = {o["OutputKey"]: o["OutputValue"] for o in run_change_set(cfn, name, template("t3.large"))["Outputs"]}
+    ec2 = aws("ec2")
+    (volume,) = ec2.describe_volumes(VolumeIds=[first["Home"]])["Volumes"]
+    assert volume["Encrypted"] is True and volume["VolumeType"] == "gp3"
+    second = {o["OutputKey"]: o["OutputValue"] for o in run_change_set(cfn, name, template("t3.xlarge"))["Outputs"]}
+    assert second == first  # same instance, same volume
+    (reservation,) = ec2.describe_instances(InstanceIds=[first["Box"]])["Reservations"]
+    assert reservation["Instances"][0]["InstanceType"] == "t3.xlarge"

@@ -134,7 +134,42 @@ def patch_network_deletes() -> None:
     flow_logs.FlowLogs.delete = delete_flow_log
 
 
+def patch_volume_and_instance_updates() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.elastic_block_store import Volume
+    from moto.ec2.models.instances import Instance
+
+    def create_volume(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str,
+                      **kwargs: Any) -> Any:
+        props = cloudformation_json["Properties"]
+        volume = ec2_backends[account_id][region_name].create_volume(
+            size=props.get("Size"), zone_name=props.get("AvailabilityZone"), snapshot_id=props.get("SnapshotId"),
+            encrypted=bool(props.get("Encrypted", False)), kms_key_id=props.get("KmsKeyId"),
+            volume_type=props.get("VolumeType"), iops=props.get("Iops"), throughput=props.get("Throughput"))
+        for tag in props.get("Tags", []):
+            volume.add_tag(tag["Key"], tag["Value"])
+        return volume
+
+    def update_instance(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+                        account_id: str, region_name: str) -> Any:
+        props = cloudformation_json["Properties"]
+        original_resource.instance_type = props.get("InstanceType", original_resource.instance_type)
+        if props.get("UserData") is not None:
+            original_resource.user_data = [props["UserData"]]
+        return original_resource
+
+    Volume.create_from_cloudformation_json = classmethod(create_volume)
+    Instance.update_from_cloudformation_json = classmethod(update_instance)
+
+
 PATCHES = [
+    Patch("ec2-volume-and-instance-updates",
+          "AWS::EC2::Volume from CloudFormation ignores Encrypted, KmsKeyId, VolumeType, Iops and Throughput; "
+          "AWS::EC2::Instance has no update, so an instance-type change is silently not applied",
+          "creates volumes with every property; applies InstanceType/UserData changes to the same instance, as "
+          "CloudFormation does for these properties (update with some interruption); other properties are not "
+          "updated",
+          patch_volume_and_instance_updates),
     Patch("ec2-network-deletes",
           "RouteTable, Route, InternetGateway, VPCGatewayAttachment, VPCEndpoint and FlowLog have no delete: "
           "a stack delete drops them from the stack but leaves them in EC2, so the VPC delete then fails "
