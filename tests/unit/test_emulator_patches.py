@@ -826,3 +826,16 @@ def test_ec2_volume_and_instance_updates(aws: Callable[[str], Any]) -> None:
     assert second == first  # same instance, same volume
     (reservation,) = ec2.describe_instances(InstanceIds=[first["Box"]])["Reservations"]
     assert reservation["Instances"][0]["InstanceType"] == "t3.xlarge"
+
+
+def test_cfn_deleted_stack_outputs(aws: Callable[[str], Any]) -> None:
+    """DescribeStacks of a deleted stack whose outputs reference deleted resources answers, no 500."""
+    cfn, name = aws("cloudformation"), unique("gone")
+    stack = run_change_set(cfn, name, {
+        "Resources": {"Q": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"Url": {"Value": {"Ref": "Q"}, "Export": {"Name": f"{name}-url"}}}})
+    stack_id = stack["StackId"]
+    cfn.delete_stack(StackName=name)
+    (deleted,) = cfn.describe_stacks(StackName=stack_id)["Stacks"]
+    assert deleted["StackStatus"] == "DELETE_COMPLETE" and "Outputs" not in deleted
+    assert f"{name}-url" not in [e["Name"] for e in cfn.list_exports()["Exports"]]

@@ -345,7 +345,24 @@ def patch_update_dependency_order() -> None:
     parsing.ResourceMap.build_resource_diff = build_resource_diff
 
 
+def patch_deleted_stack_outputs() -> None:
+    original_outputs = cfn_models.Stack.outputs.fget
+    original_exports = cfn_models.Stack.exports.fget
+
+    def deleting(stack: Any) -> bool:
+        return str(stack.status).startswith("DELETE")
+
+    cfn_models.Stack.outputs = property(lambda self: None if deleting(self) else original_outputs(self))
+    cfn_models.Stack.exports = property(lambda self: [] if deleting(self) else original_exports(self))
+
+
 PATCHES = [
+    Patch("cfn-deleted-stack-outputs",
+          "describing a stack that is being or has been deleted re-evaluates its Outputs, which lazily re-creates "
+          "the resources they reference (e.g. an API Gateway Deployment whose Methods are gone); the error is an "
+          "HTTP 500 and `cdk destroy` fails on an XML parse error",
+          "a deleting or deleted stack has no outputs and no exports, as in AWS",
+          patch_deleted_stack_outputs),
     Patch("cfn-update-depends-on",
           "a stack created or updated through a change set adds its new resources in template order, ignoring "
           "DependsOn (only the plain CreateStack path orders them): e.g. an API Gateway Deployment is created "
