@@ -72,10 +72,6 @@ def alarm_name(environment: str, team: str, model: str, what: str) -> str:
     return f"dsstack-{environment}-{team}-{model}-{what}"
 
 
-def ecr_repository_name(environment: str, team: str) -> str:
-    return f"dsstack-{environment}-{team}"
-
-
 # Blue/green traffic shifting for promotions and template updates: 10% canary, 5 minutes of watching
 # the alarms, then everything; the old fleet is kept 5 more minutes for an instant rollback.
 CANARY_PERCENT = 10

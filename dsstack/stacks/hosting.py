@@ -52,14 +52,14 @@ class HostingStack(cdk.Stack):
         retain = not config.destroy_data_on_delete
         self.repository = ecr.Repository(
             self, "Repository",
-            repository_name=names.ecr_repository_name(config.environment, team.name),
+            # No fixed name: a RETAINed repository with a fixed name would block the next deploy after a destroy.
             image_scan_on_push=True,
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,  # a tag always means the same image
             encryption=ecr.RepositoryEncryption.KMS, encryption_key=data.key,
             lifecycle_rules=[ecr.LifecycleRule(description=f"keep the newest {KEEP_IMAGES} images",
                                                max_image_count=KEEP_IMAGES)],
+            # Sandboxes delete it with the stack once it is empty (no custom-resource Lambda to force it).
             removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
-            empty_on_delete=None if retain else True,
         )
         self._publish(names.ECR_REPOSITORY_KEY, self.repository.repository_uri, "Team ECR repository")
 

@@ -56,7 +56,7 @@ def test_hosting_stack_only_for_teams_with_models(platform, example_config):
 def test_team_ecr_repository(hosting):
     _, repo = only(hosting, "AWS::ECR::Repository")
     p = props(repo)
-    assert p["RepositoryName"] == "dsstack-demo-vision"
+    assert "RepositoryName" not in p, "a retained repository must not have a fixed name (redeploy after destroy)"
     assert p["ImageScanningConfiguration"] == {"ScanOnPush": True}
     assert p["ImageTagMutability"] == "IMMUTABLE"
     assert p["EncryptionConfiguration"]["EncryptionType"] == "KMS"
