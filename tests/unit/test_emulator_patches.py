@@ -839,3 +839,13 @@ def test_cfn_deleted_stack_outputs(aws: Callable[[str], Any]) -> None:
     (deleted,) = cfn.describe_stacks(StackName=stack_id)["Stacks"]
     assert deleted["StackStatus"] == "DELETE_COMPLETE" and "Outputs" not in deleted
     assert f"{name}-url" not in [e["Name"] for e in cfn.list_exports()["Exports"]]
+
+
+def test_cfn_lower_case_generated_names(aws: Callable[[str], Any]) -> None:
+    cfn, name = aws("cloudformation"), unique("Repos")
+    stack = run_change_set(cfn, name, {"Resources": {"Repository": {"Type": "AWS::ECR::Repository"}},
+                                       "Outputs": {"Name": {"Value": {"Ref": "Repository"}}}})
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    repository = stack["Outputs"][0]["OutputValue"]
+    assert repository == repository.lower() and repository.startswith(name.lower())
+    assert aws("ecr").describe_repositories(repositoryNames=[repository])["repositories"]

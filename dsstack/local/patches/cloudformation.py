@@ -356,7 +356,26 @@ def patch_deleted_stack_outputs() -> None:
     cfn_models.Stack.exports = property(lambda self: [] if deleting(self) else original_exports(self))
 
 
+# Types whose names AWS only accepts in lower case; CloudFormation lower-cases the names it generates for them.
+LOWER_CASE_NAMED_TYPES = {"AWS::ECR::Repository"}
+
+
+def patch_lower_case_generated_names() -> None:
+    original = parsing.generate_resource_name
+
+    def generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+        name = original(resource_type, stack_name, logical_id)
+        return name.lower() if resource_type in LOWER_CASE_NAMED_TYPES else name
+
+    parsing.generate_resource_name = generate_resource_name
+
+
 PATCHES = [
+    Patch("cfn-lower-case-generated-names",
+          "a generated name keeps the stack name's and logical id's upper-case letters, which ECR rejects "
+          "(InvalidParameterException on repositoryName) for a repository without RepositoryName",
+          "lower-cases generated names of the types that require it (AWS::ECR::Repository), as CloudFormation does",
+          patch_lower_case_generated_names),
     Patch("cfn-deleted-stack-outputs",
           "describing a stack that is being or has been deleted re-evaluates its Outputs, which lazily re-creates "
           "the resources they reference (e.g. an API Gateway Deployment whose Methods are gone); the error is an "
