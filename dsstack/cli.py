@@ -83,6 +83,10 @@ from dsstack import cli_hosting  # noqa: E402
 
 cli_hosting.register(app)
 
+from dsstack import cli_catalog  # noqa: E402
+
+cli_catalog.register(app)
+
 
 def main() -> None:
     app()
