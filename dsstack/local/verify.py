@@ -223,29 +223,22 @@ def probe_ecs_services(session: Any, resources: list[Deployed], by: Stacks) -> t
     return found, []
 
 
-def probe_security_group_ingress(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
-    """A standalone ingress rule exists when its group has a rule with the same port and source."""
-    ec2 = session.client("ec2")
-    found: set[Key] = set()
-    for r in resources:
-        group_id = _ref(r.properties["GroupId"], r, by)
-        groups = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"] if isinstance(group_id, str) else []
-        for group in groups:
-            if any(rule.get("FromPort") == r.properties.get("FromPort") for rule in group.get("IpPermissions", [])):
-                found.add((r.stack, r.logical_id))
-    return found, []
+def _security_group_rules(direction: str) -> Probe:
+    """A standalone ingress/egress rule exists when its group has a rule with the same from-port."""
+    permissions = "IpPermissions" if direction == "ingress" else "IpPermissionsEgress"
 
-
-def probe_security_group_egress(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
-    ec2 = session.client("ec2")
-    found: set[Key] = set()
-    for r in resources:
-        group_id = _ref(r.properties["GroupId"], r, by)
-        groups = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"] if isinstance(group_id, str) else []
-        for group in groups:
-            if any(rule.get("FromPort") == r.properties.get("FromPort") for rule in group.get("IpPermissionsEgress", [])):
+    def probe(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+        ec2 = session.client("ec2")
+        found: set[Key] = set()
+        for r in resources:
+            group_id = _ref(r.properties["GroupId"], r, by)
+            groups = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"] \
+                if isinstance(group_id, str) else []
+            if any(rule.get("FromPort") == r.properties.get("FromPort")
+                   for group in groups for rule in group.get(permissions, [])):
                 found.add((r.stack, r.logical_id))
-    return found, []
+        return found, []
+    return probe
 
 
 def probe_scalable_targets(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
@@ -433,8 +426,8 @@ PROBES: dict[str, Probe] = {
                                                         "TargetGroupArn"),
     "AWS::ElasticLoadBalancingV2::Listener": _per_parent("elbv2", "describe_listeners", "Listeners", "ListenerArn",
                                                          "LoadBalancerArn", "LoadBalancerArn"),
-    "AWS::EC2::SecurityGroupIngress": probe_security_group_ingress,
-    "AWS::EC2::SecurityGroupEgress": probe_security_group_egress,
+    "AWS::EC2::SecurityGroupIngress": _security_group_rules("ingress"),
+    "AWS::EC2::SecurityGroupEgress": _security_group_rules("egress"),
     "AWS::ApplicationAutoScaling::ScalableTarget": probe_scalable_targets,
     "AWS::ApplicationAutoScaling::ScalingPolicy": probe_scaling_policies,
     "AWS::Batch::ComputeEnvironment": _simple("batch", "describe_compute_environments", "computeEnvironments",

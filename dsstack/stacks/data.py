@@ -9,8 +9,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from dsstack import naming
 from dsstack.config import PlatformConfig, TeamConfig
+from dsstack.constructs.coordinates import publish_coordinate
 from dsstack.constructs.datastore import Datastore, TeamKey, TeamTables
 
 
@@ -48,9 +48,5 @@ class DataStack(cdk.Stack):
 
     def publish(self, key: str, value: str, description: str) -> ssm.StringParameter:
         """Publish a coordinate as SSM parameter /dsstack/<env>/<team>/<key> and as a stack output."""
-        name = naming.ssm_parameter_name(self.environment_name, self.team, key)
-        construct_id = "".join(part.capitalize() for part in key.replace("/", "-").split("-"))
-        parameter = ssm.StringParameter(self, f"{construct_id}Parameter", parameter_name=name, string_value=value,
-                                        description=f"dsstack: {description}")
-        cdk.CfnOutput(self, construct_id, value=value, description=f"{description} (SSM {name})")
-        return parameter
+        return publish_coordinate(self, environment=self.environment_name, team=self.team, key=key, value=value,
+                                  description=description)

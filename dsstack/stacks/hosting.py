@@ -19,6 +19,7 @@ from constructs import Construct
 from dsstack import naming
 from dsstack.config import PlatformConfig, TeamConfig
 from dsstack.constructs.container_service import ContainerService
+from dsstack.constructs.coordinates import publish_coordinate
 from dsstack.constructs.model_endpoint import ModelEndpoint
 from dsstack.hosting import names
 from dsstack.hosting.serving import ServingVersion, serving_versions
@@ -103,10 +104,6 @@ class HostingStack(cdk.Stack):
                 self._publish(names.model_key(model.name, field), value, f"model {model.name}: {field}")
 
     def _publish(self, key: str, value: str, description: str) -> ssm.StringParameter:
-        """SSM parameter /dsstack/<env>/<team>/<key> plus a stack output (as DataStack.publish)."""
-        name = naming.ssm_parameter_name(self.environment_name, self.team, key)
-        construct_id = "".join(part.capitalize() for part in key.replace("/", "-").split("-"))
-        parameter = ssm.StringParameter(self, f"{construct_id}Parameter", parameter_name=name, string_value=value,
-                                        description=f"dsstack: {description}")
-        cdk.CfnOutput(self, construct_id, value=value, description=f"{description} (SSM {name})")
-        return parameter
+        """Publish a coordinate as SSM parameter /dsstack/<env>/<team>/<key> and as a stack output."""
+        return publish_coordinate(self, environment=self.environment_name, team=self.team, key=key, value=value,
+                                  description=description)
