@@ -67,7 +67,7 @@ class ContainerService(Construct):
             resources=[bucket.arn_for_objects(f"models/{model.name}/*")]))
         key.grant_decrypt(task_definition.task_role)
         log_group = logs.LogGroup(self, "Logs", retention=retention_days(log_retention_days), encryption_key=key,
-                                  removal_policy=cdk.RemovalPolicy.DESTROY)
+                                  removal_policy=cdk.RemovalPolicy.RETAIN)  # expires by retention
         environment_vars = {names.ENV_MODEL_NAME: model.name, names.ENV_MODEL_VERSION: str(serving.version)}
         if serving.key:
             environment_vars[names.ENV_MODEL_S3_URI] = f"s3://{bucket.bucket_name}/{serving.key}"

@@ -41,7 +41,9 @@ class Orchestration(Construct):
             self, "ExecutionLogs",
             log_group_name=f"/aws/vendedlogs/states/{naming.state_machine_prefix(environment, team)}-executions",
             retention=retention_days(log_retention), encryption_key=key,
-            removal_policy=cdk.RemovalPolicy.DESTROY,  # execution history only; the stack is stateless
+            # Execution history of a stateless stack, under the fixed /aws/vendedlogs/ name Step Functions
+            # prefers: a retained group with a fixed name would make the next deploy after a destroy fail.
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
 
         self.step_functions_role = iam.Role(

@@ -50,7 +50,6 @@ class HostingStack(cdk.Stack):
         ).value_as_string
         bucket = s3.Bucket.from_bucket_name(self, "TeamBucket", bucket_name)
         self.add_dependency(data, "the team bucket's SSM parameter and key")
-        retain = not config.destroy_data_on_delete
         self.repository = ecr.Repository(
             self, "Repository",
             # No fixed name: a RETAINed repository with a fixed name would block the next deploy after a destroy.
@@ -60,7 +59,7 @@ class HostingStack(cdk.Stack):
             lifecycle_rules=[ecr.LifecycleRule(description=f"keep the newest {KEEP_IMAGES} images",
                                                max_image_count=KEEP_IMAGES)],
             # Sandboxes delete it with the stack once it is empty (no custom-resource Lambda to force it).
-            removal_policy=cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY,
+            removal_policy=cdk.RemovalPolicy.DESTROY if config.destroy_data_on_delete else cdk.RemovalPolicy.RETAIN,
         )
         self._publish(names.ECR_REPOSITORY_KEY, self.repository.repository_uri, "Team ECR repository")
 
