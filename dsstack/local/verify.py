@@ -98,18 +98,6 @@ def probe_buckets(session: Any, resources: list[Deployed], _: Stacks) -> tuple[s
     return _found(names, resources), problems
 
 
-def probe_bucket_policies(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
-    s3 = session.client("s3")
-    found: set[Key] = set()
-    for r in resources:
-        try:
-            s3.get_bucket_policy(Bucket=_ref(r.properties["Bucket"], r, by))
-            found.add((r.stack, r.logical_id))
-        except s3.exceptions.ClientError:
-            pass
-    return found, []
-
-
 def probe_tables(session: Any, resources: list[Deployed], _: Stacks) -> tuple[set[Key], list[str]]:
     ddb = session.client("dynamodb")
     names = set(_paginate(ddb, "list_tables", "TableNames"))
@@ -158,17 +146,30 @@ def _per_parent(service: str, method: str, key: str, id_field: str, parent_prope
     return probe
 
 
-def probe_api_methods(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
-    client = session.client("apigateway")
-    found: set[Key] = set()
-    for r in resources:
-        try:
-            client.get_method(restApiId=_ref(r.properties["RestApiId"], r, by),
-                              resourceId=_ref(r.properties["ResourceId"], r, by), httpMethod=r.properties["HttpMethod"])
-            found.add((r.stack, r.logical_id))
-        except client.exceptions.ClientError:
-            pass
-    return found, []
+def _exists_when(service: str, check: Callable[[Any, Deployed, Stacks], Any]) -> Probe:
+    """Per-resource probe: the resource exists when `check` (one API call) answers truthy without a ClientError."""
+    def probe(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
+        client = session.client(service)
+        found: set[Key] = set()
+        for r in resources:
+            try:
+                if check(client, r, by):
+                    found.add((r.stack, r.logical_id))
+            except client.exceptions.ClientError:
+                pass
+        return found, []
+    return probe
+
+
+probe_bucket_policies = _exists_when(
+    "s3", lambda c, r, by: c.get_bucket_policy(Bucket=_ref(r.properties["Bucket"], r, by)))
+probe_api_methods = _exists_when("apigateway", lambda c, r, by: c.get_method(
+    restApiId=_ref(r.properties["RestApiId"], r, by), resourceId=_ref(r.properties["ResourceId"], r, by),
+    httpMethod=r.properties["HttpMethod"]))
+probe_event_invoke_configs = _exists_when(
+    "lambda", lambda c, r, by: c.get_function_event_invoke_config(FunctionName=_ref(r.properties["FunctionName"], r, by)))
+probe_lambda_permissions = _exists_when("lambda", lambda c, r, by: json.loads(
+    c.get_policy(FunctionName=_ref(r.properties["FunctionName"], r, by))["Policy"]).get("Statement"))
 
 
 def probe_usage_plan_keys(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
@@ -198,18 +199,6 @@ def probe_budgets(session: Any, resources: list[Deployed], _: Stacks) -> tuple[s
     account = session.client("sts").get_caller_identity()["Account"]
     names = {b["BudgetName"] for b in session.client("budgets").describe_budgets(AccountId=account).get("Budgets", [])}
     return _found(names, resources), []
-
-
-def probe_event_invoke_configs(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
-    client = session.client("lambda")
-    found: set[Key] = set()
-    for r in resources:
-        try:
-            client.get_function_event_invoke_config(FunctionName=_ref(r.properties["FunctionName"], r, by))
-            found.add((r.stack, r.logical_id))
-        except client.exceptions.ClientError:
-            pass
-    return found, []
 
 
 def probe_ecs_services(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
@@ -339,19 +328,6 @@ def probe_iam_inline_policies(session: Any, resources: list[Deployed], by: Stack
         if roles and all(r.properties["PolicyName"] in iam.list_role_policies(RoleName=role)["PolicyNames"]
                          for role in roles):
             found.add((r.stack, r.logical_id))
-    return found, []
-
-
-def probe_lambda_permissions(session: Any, resources: list[Deployed], by: Stacks) -> tuple[set[Key], list[str]]:
-    client = session.client("lambda")
-    found: set[Key] = set()
-    for r in resources:
-        try:
-            policy = json.loads(client.get_policy(FunctionName=_ref(r.properties["FunctionName"], r, by))["Policy"])
-            if policy.get("Statement"):
-                found.add((r.stack, r.logical_id))
-        except client.exceptions.ClientError:
-            pass
     return found, []
 
 
