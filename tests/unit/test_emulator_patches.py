@@ -532,6 +532,8 @@ def test_lambda_cfn_properties(aws: Callable[[str], Any]) -> None:
     config = aws("lambda").get_function_configuration(FunctionName=fn)
     assert [layer_["Arn"] for layer_ in config["Layers"]] == [POWERTOOLS_LAYER, layer]
     assert config["Architectures"] == ["arm64"]
+    assert config["DeadLetterConfig"]["TargetArn"].endswith(":" + cfn.describe_stack_resource(
+        StackName=name, LogicalResourceId="Dlq")["StackResourceDetail"]["PhysicalResourceId"].rsplit("/", 1)[1])
     reply = aws("lambda").invoke(FunctionName=fn, Payload=b"{}")
     assert json.loads(reply["Payload"].read()) == "hello from the layer"
 
@@ -849,3 +851,102 @@ def test_cfn_lower_case_generated_names(aws: Callable[[str], Any]) -> None:
     repository = stack["Outputs"][0]["OutputValue"]
     assert repository == repository.lower() and repository.startswith(name.lower())
     assert aws("ecr").describe_repositories(repositoryNames=[repository])["repositories"]
+
+
+# --- SageMaker -----------------------------------------------------------------------------------------------
+
+def test_sagemaker_endpoint_names_and_update(aws: Callable[[str], Any]) -> None:
+    cfn, sm, name = aws("cloudformation"), aws("sagemaker"), unique("sm")
+    role = "arn:aws:iam::123456789012:role/lambda-role"
+    image = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    template = {"Resources": {
+        "Model": {"Type": "AWS::SageMaker::Model", "Properties": {
+            "ModelName": f"{name}-model", "ExecutionRoleArn": role, "PrimaryContainer": {"Image": image}}},
+        "Config": {"Type": "AWS::SageMaker::EndpointConfig", "Properties": {
+            "EndpointConfigName": f"{name}-config", "ProductionVariants": [{
+                "VariantName": "live", "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+                "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}]}},
+        "Endpoint": {"Type": "AWS::SageMaker::Endpoint", "Properties": {
+            "EndpointName": name, "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]}}},
+    }}
+    stack = run_change_set(cfn, name, template)
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    # The template's names are the real names (moto alone generates `<stack>-Endpoint-<random>`).
+    assert sm.describe_endpoint(EndpointName=name)["EndpointConfigName"] == f"{name}-config"
+    assert sm.describe_model(ModelName=f"{name}-model")["ModelName"] == f"{name}-model"
+
+    sm.create_endpoint_config(EndpointConfigName=f"{name}-v2", ProductionVariants=[{
+        "VariantName": "live", "ModelName": f"{name}-model",
+        "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 2}}])
+    policy = {"BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0}},
+              "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": f"{name}-5xx"}]}}
+    arn = sm.update_endpoint(EndpointName=name, EndpointConfigName=f"{name}-v2", DeploymentConfig=policy)["EndpointArn"]
+    described = sm.describe_endpoint(EndpointName=name)
+    assert arn == described["EndpointArn"] and described["EndpointConfigName"] == f"{name}-v2"
+    assert described["ProductionVariants"][0]["CurrentServerlessConfig"] == {"MemorySizeInMB": 4096, "MaxConcurrency": 2}
+    assert described["LastDeploymentConfig"]["AutoRollbackConfiguration"] == policy["AutoRollbackConfiguration"]
+
+    for endpoint, config in ((name, f"{name}-missing"), (f"{name}-missing", f"{name}-v2")):
+        with pytest.raises(ClientError) as error:
+            sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config)
+        assert error.value.response["Error"]["Code"] == "ValidationException"
+        assert "-missing" in error.value.response["Error"]["Message"]
+    assert sm.describe_endpoint(EndpointName=name)["EndpointConfigName"] == f"{name}-v2"  # a failed update changes nothing
+    cfn.delete_stack(StackName=name)
+    assert name not in [e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]]
+
+
+# --- ECS -----------------------------------------------------------------------------------------------------
+
+def _fargate_service_template(name: str, *, image: str, desired: int) -> dict[str, Any]:
+    assume = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                      "Principal": {"Service": "ecs-tasks.amazonaws.com"}}]}
+    return {"Resources": {
+        "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.8.0.0/16"}},
+        "Subnet": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": {"Ref": "Vpc"}, "CidrBlock": "10.8.0.0/20"}},
+        "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "svc", "VpcId": {"Ref": "Vpc"}}},
+        "TaskRole": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": assume}},
+        "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": name}},
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {
+            "Family": name, "Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc",
+            "RequiresCompatibilities": ["FARGATE"], "TaskRoleArn": {"Fn::GetAtt": ["TaskRole", "Arn"]},
+            "Tags": [{"Key": "dsstack:team", "Value": "vision"}],
+            "ContainerDefinitions": [{"Name": "model", "Image": image, "Essential": True,
+                                      "PortMappings": [{"ContainerPort": 8080}],
+                                      "Environment": [{"Name": "DSSTACK_MODEL_VERSION", "Value": "1"}]}]}},
+        "Service": {"Type": "AWS::ECS::Service", "Properties": {
+            "Cluster": {"Ref": "Cluster"}, "TaskDefinition": {"Ref": "Task"}, "DesiredCount": desired,
+            "LaunchType": "FARGATE", "HealthCheckGracePeriodSeconds": 60,
+            "DeploymentConfiguration": {"DeploymentCircuitBreaker": {"Enable": True, "Rollback": True},
+                                        "MaximumPercent": 200, "MinimumHealthyPercent": 100},
+            "NetworkConfiguration": {"AwsvpcConfiguration": {
+                "AssignPublicIp": "DISABLED", "Subnets": [{"Ref": "Subnet"}],
+                "SecurityGroups": [{"Fn::GetAtt": ["Sg", "GroupId"]}]}}}},
+    }, "Outputs": {"Service": {"Value": {"Fn::GetAtt": ["Service", "Name"]}}}}
+
+
+def test_ecs_cfn_properties(aws: Callable[[str], Any]) -> None:
+    cfn, ecs, name = aws("cloudformation"), aws("ecs"), unique("ecs")
+    stack = run_change_set(cfn, name, _fargate_service_template(name, image="repo:v1", desired=0))
+    assert stack["StackStatus"] == "CREATE_COMPLETE", events_of(cfn, name)[:3]
+    service_name = stack["Outputs"][0]["OutputValue"]
+    (service,) = ecs.describe_services(cluster=name, services=[service_name])["services"]
+    assert service["launchType"] == "FARGATE" and service["desiredCount"] == 0
+    assert service["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert service["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+    first = ecs.describe_task_definition(taskDefinition=service["taskDefinition"], include=["TAGS"])
+    task = first["taskDefinition"]
+    assert (task["cpu"], task["memory"], task["networkMode"]) == ("256", "512", "awsvpc")
+    assert task["requiresCompatibilities"] == ["FARGATE"] and task["taskRoleArn"].startswith("arn:aws:iam::")
+    assert first["tags"] == [{"key": "dsstack:team", "value": "vision"}]
+
+    # An image change replaces the task definition: a new revision, the old one deregistered, the service moved.
+    stack = run_change_set(cfn, name, _fargate_service_template(name, image="repo:v2", desired=1))
+    assert stack["StackStatus"] == "UPDATE_COMPLETE", events_of(cfn, name)[:3]
+    (service,) = ecs.describe_services(cluster=name, services=[service_name])["services"]
+    task = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    assert task["revision"] == 2 and task["containerDefinitions"][0]["image"] == "repo:v2"
+    assert task["taskRoleArn"].startswith("arn:aws:iam::") and service["desiredCount"] == 1
+    old = ecs.describe_task_definition(taskDefinition=f"{name}:1")["taskDefinition"]
+    assert old["status"] == "INACTIVE"
+    assert service["deploymentConfiguration"]["minimumHealthyPercent"] == 100

@@ -1,8 +1,8 @@
 """Fixtures for the hosting tests (no tests in here): a deployed team's endpoints, faked in moto.
 
-moto 5.2.5 implements CreateEndpoint but not UpdateEndpoint; `update_endpoint` below adds it to moto's
-SageMaker backend for the test: the endpoint moves to the new config, and the DeploymentConfig sent is
-kept so tests can check the blue/green policy and the rollback alarms.
+moto 5.2.5 implements CreateEndpoint but not UpdateEndpoint; the emulator's patch adds it, and
+`install_update_endpoint` below applies that patch in-process and records each call so tests can check the
+blue/green policy and the rollback alarms that were sent.
 """
 
 from __future__ import annotations
@@ -32,30 +32,23 @@ CLUSTER = "dsstack-demo-vision-cluster"
 
 
 def install_update_endpoint(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    from moto.core.responses import ActionResult
+    """The emulator's UpdateEndpoint (dsstack/local/patches/sagemaker.py) in this process, recording each call."""
     from moto.sagemaker.models import SageMakerModelBackend
-    from moto.sagemaker.responses import SageMakerResponse
 
+    from dsstack.local.patches.sagemaker import patch_sagemaker_endpoint_names_and_update
+
+    patch_sagemaker_endpoint_names_and_update()  # idempotent: sets the same functions again
     calls: list[dict[str, Any]] = []
+    update_endpoint = SageMakerModelBackend.update_endpoint
 
-    def backend_update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
-                                deployment_config: dict[str, Any] | None) -> Any:
-        endpoint = self.endpoints[endpoint_name]  # KeyError -> moto turns it into an error response
-        config = self.describe_endpoint_config(endpoint_config_name)  # ValidationError if unknown
-        endpoint.endpoint_config_name = endpoint_config_name
-        endpoint.production_variants = endpoint._process_production_variants(config["ProductionVariants"])
+    def recording_update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str,
+                                  deployment_config: dict[str, Any] | None) -> Any:
+        endpoint = update_endpoint(self, endpoint_name, endpoint_config_name, deployment_config)
         calls.append({"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name,
                       "DeploymentConfig": deployment_config})
         return endpoint
 
-    def response_update_endpoint(self: Any) -> Any:
-        endpoint = self.sagemaker_backend.update_endpoint(
-            self._get_param("EndpointName"), self._get_param("EndpointConfigName"),
-            self._get_param("DeploymentConfig"))
-        return ActionResult({"EndpointArn": endpoint.arn})
-
-    monkeypatch.setattr(SageMakerModelBackend, "update_endpoint", backend_update_endpoint, raising=False)
-    monkeypatch.setattr(SageMakerResponse, "update_endpoint", response_update_endpoint, raising=False)
+    monkeypatch.setattr(SageMakerModelBackend, "update_endpoint", recording_update_endpoint)
     return calls
 
 

@@ -26,10 +26,22 @@ _applied = False
 
 
 def all_patches() -> list[Patch]:
-    from dsstack.local.patches import apigateway, batch, cloudformation, ec2, events, iam, lambdas, resources, s3
+    from dsstack.local.patches import (
+        apigateway,
+        batch,
+        cloudformation,
+        ec2,
+        ecs,
+        events,
+        iam,
+        lambdas,
+        resources,
+        s3,
+        sagemaker,
+    )
 
     return [*cloudformation.PATCHES, *resources.PATCHES, *s3.PATCHES, *ec2.PATCHES, *lambdas.PATCHES, *events.PATCHES,
-            *apigateway.PATCHES, *batch.PATCHES, *iam.PATCHES]
+            *apigateway.PATCHES, *batch.PATCHES, *iam.PATCHES, *ecs.PATCHES, *sagemaker.PATCHES]
 
 
 def check_moto_version() -> None:

@@ -246,6 +246,15 @@ def patch_function_properties() -> None:
             fn.logs_group_name = props["LoggingConfig"]["LogGroup"]
         return fn
 
+    original_get_configuration = LambdaFunction.get_configuration
+
+    def get_configuration(self: Any, on_create: bool = False) -> dict[str, Any]:
+        config = original_get_configuration(self, on_create)
+        if getattr(self, "dead_letter_target_arn", None):  # GetFunctionConfiguration answers it in AWS
+            config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target_arn}
+        return config
+
+    LambdaFunction.get_configuration = get_configuration
     # CloudFormation's Ref/physical id of a layer version is its ARN; moto's model has none.
     lambda_models.LayerVersion.physical_resource_id = property(lambda self: self.arn)
     LambdaFunction.__init__ = __init__
@@ -256,7 +265,7 @@ def patch_function_properties() -> None:
 PATCHES = [
     Patch("lambda-cfn-properties",
           "AWS::Lambda::Function from CloudFormation drops Layers, Architectures, DeadLetterConfig, Tags and "
-          "LoggingConfig; AWS-managed layer ARNs (Powertools, account 017000801446) are unknown layers; a layer "
+          "LoggingConfig (and GetFunctionConfiguration never answers DeadLetterConfig); AWS-managed layer ARNs (Powertools, account 017000801446) are unknown layers; a layer "
           "version has no physical id (its Ref is the model object, not its ARN)",
           "applies them; the Powertools layer maps to the virtualenv's aws-lambda-powertools; a layer version's "
           "physical id is its ARN",
