@@ -28,7 +28,8 @@ def test_every_stack_deployed_and_verified(deployment: Deployment) -> None:
     report = deployment.result.report
     assert report is not None and not report.problems
     assert {"demo-network", "demo-vision-data", "demo-forecasting-data"} <= set(report.stacks)
-    assert all(stack["status"] == "CREATE_COMPLETE" for stack in report.stacks.values())
+    # UPDATE_COMPLETE: test_hosting_emulator.py (earlier in file order) redeploys the hosting stack.
+    assert {stack["status"] for stack in report.stacks.values()} <= {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
     assert report.checked["AWS::S3::Bucket"] >= 3 and report.checked["AWS::DynamoDB::Table"] >= 8
     assert "s3://" in deployment.result.summary and "AWS_ENDPOINT_URL" in deployment.result.summary
 

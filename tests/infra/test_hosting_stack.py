@@ -14,8 +14,7 @@ CERT = "arn:aws:acm:us-east-1:111122223333:certificate/0123abcd-0000-0000-0000-0
 VARIANT = {
     "environment": "hvar", "network": {"egress": "nat", "cidr": "10.60.0.0/16"},
     "teams": [{"name": "alpha", "models": [
-        # The ECS example: min_tasks 0 (only the internal load balancer costs). Not in config/example.yaml
-        # until the emulator supports Application Auto Scaling resources.
+        # Like the example's ECS model: min_tasks 0 (only the internal load balancer costs).
         {"name": "dashboard", "kind": "ecs", "image": "ecr:v1", "min_tasks": 0, "max_tasks": 2},
         {"name": "fraud", "kind": "sagemaker-realtime", "image": "ecr:v2", "instance_type": "ml.c5.large",
          "min_instances": 2, "max_instances": 6, "target_invocations_per_instance": 300, "data_capture_percent": 20},
@@ -101,13 +100,14 @@ def test_sagemaker_role_reads_only_its_model_prefix_and_the_team_key(hosting):
 
 
 def test_alarms_notify_the_team_alert_topic(hosting, variant):
-    for template, count in ((hosting, 2), (variant.template("hvar-alpha-hosting"), 6)):
+    for template, count in ((hosting, 4), (variant.template("hvar-alpha-hosting"), 6)):
         alarms = resources(template, "AWS::CloudWatch::Alarm")
         assert len(alarms) == count
         for alarm in alarms.values():
             actions = json.dumps(props(alarm)["AlarmActions"])
             assert "operations" in actions and "AlertTopic" in actions
-    metrics = {props(a)["MetricName"] for a in resources(hosting, "AWS::CloudWatch::Alarm").values()}
+    metrics = {props(a)["MetricName"] for k, a in resources(hosting, "AWS::CloudWatch::Alarm").items()
+               if k.startswith("Churn")}
     assert metrics == {"Invocation5XXErrors", "ModelLatency"}
     metrics = {props(a)["MetricName"] for k, a in resources(variant.template("hvar-alpha-hosting"),
                                                              "AWS::CloudWatch::Alarm").items() if k.startswith("App")}
@@ -232,8 +232,7 @@ def test_invalid_internet_facing_in_private_network_is_a_clear_error(tmp_path):
 
     data = {"environment": "hpriv", "network": {"egress": "private", "cidr": "10.61.0.0/16"},
             "teams": [{"name": "alpha", "models": [
-        # The ECS example: min_tasks 0 (only the internal load balancer costs). Not in config/example.yaml
-        # until the emulator supports Application Auto Scaling resources.
+        # Like the example's ECS model: min_tasks 0 (only the internal load balancer costs).
         {"name": "dashboard", "kind": "ecs", "image": "ecr:v1", "min_tasks": 0, "max_tasks": 2},
                 {"name": "app", "kind": "ecs", "image": "ecr:v1", "internet_facing": True,
                  "allowed_cidrs": ["203.0.113.0/24"], "certificate_arn": CERT}]}]}
