@@ -7,7 +7,10 @@ verification, and hands the tests a `Deployment` with the outputs and a boto3 se
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,13 @@ class Deployment:
 
     def bucket(self, team: str) -> str:
         return self.outputs()[f"demo-{team}-data"]["BucketName"]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The `dsstack` CLI as a data scientist runs it, pointed at the emulator (its stdout/stderr captured)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(self.emulator.client_env())
+        return subprocess.run([sys.executable, "-m", "dsstack.cli", *args, "--config", str(self.config_path)],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
 
     def redeploy(self, config_path: Path | None = None) -> DeployResult:
         self.result = deploy(config_path or self.config_path, "local", state_dir=self.state_dir, echo=lambda _: None)

@@ -78,6 +78,9 @@ def test_new_model_objects_become_numbered_versions_in_their_team_catalog(deploy
     assert [v.version for v in versions] == [1, 2]
     assert {v.object.s3_version_id: (v.object.key, v.object.size) for v in versions} == puts
     assert vision.latest_model_version(model).version == 2
+    printed = deployment.cli("catalog", "versions", "--team", "vision", "--model", model, "--json")
+    assert printed.returncode == 0, printed.stderr
+    assert [json.loads(line)["version"] for line in printed.stdout.splitlines()] == [2, 1]
     # The forecasting bucket's object is forecasting's version 1 and never shows up in vision's catalog.
     forecasting = _eventually(lambda: list(_catalog(deployment, "forecasting").model_versions(model)),
                               "forecasting's own version")
@@ -127,6 +130,10 @@ def test_failed_execution_is_a_run_record_and_an_alert_on_the_team_topic(deploym
                                   and r.run_id == f"sfn-{execution}"], "the FAILED run record")
     assert (run.error, run.cause) == ("States.TaskFailed", "train step: CUDA out of memory")
     assert run.stopped_at is not None and run.started_at < run.stopped_at
+    printed = deployment.cli("catalog", "runs", "--team", "vision", "--flow", "TrainFlow", "--json")
+    assert printed.returncode == 0, printed.stderr
+    lines = [json.loads(line) for line in printed.stdout.splitlines()]
+    assert {(r["run"], r["status"], r["error"]) for r in lines} >= {(f"sfn-{execution}", "FAILED", "States.TaskFailed")}
 
     alerts = _eventually(lambda: _messages(deployment, vision_queue), "an alert on vision's topic")
     assert len(alerts) == 1, [a.get("Subject") for a in alerts]  # RUNNING is not an alert

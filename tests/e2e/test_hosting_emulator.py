@@ -128,3 +128,8 @@ def test_a_later_deploy_keeps_the_promoted_versions(deployment: Deployment) -> N
     assert deployed == promoted
     hosting = Hosting("demo", "vision", session=deployment.session)
     assert {model: hosting.live_version(hosting.endpoint(model)) for model in promoted} == promoted
+    listed = deployment.cli("endpoints", "--team", "vision")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split() for line in listed.stdout.splitlines() if line.split()}
+    for model, version in promoted.items():
+        assert str(version) in rows[model], listed.stdout
