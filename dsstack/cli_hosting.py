@@ -69,7 +69,8 @@ def endpoints(team: TeamOption, config: ConfigOption = DEFAULT_CONFIG_PATH) -> N
 
 
 def invoke(team: TeamOption, model: ModelOption,
-           data: Annotated[Path, typer.Option("--data", "-d", help="Request body file.")],
+           data: Annotated[Path, typer.Option("--data", "-d", help="Request body file.", exists=True,
+                                              dir_okay=False, readable=True)],
            content_type: Annotated[str, typer.Option(help="Content-Type of the body.")] = "application/json",
            path: Annotated[str, typer.Option(help="Path on an ECS service.")] = "/invocations",
            config: ConfigOption = DEFAULT_CONFIG_PATH) -> None:
@@ -84,8 +85,13 @@ def invoke(team: TeamOption, model: ModelOption,
         raise fail(str(error), code=1) from None
     body = data.read_bytes()
     if endpoint.is_sagemaker:
-        response = hosting.client("sagemaker-runtime").invoke_endpoint(
-            EndpointName=endpoint.name, ContentType=content_type, Body=body)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = hosting.client("sagemaker-runtime").invoke_endpoint(
+                EndpointName=endpoint.name, ContentType=content_type, Body=body)
+        except (ClientError, BotoCoreError) as error:  # e.g. ModelError from the container, access denied
+            raise fail(f"invoking SageMaker endpoint {endpoint.name!r} failed: {error}", code=1) from None
         typer.echo(response["Body"].read().decode(errors="replace"))
         return
     import urllib.request
