@@ -119,8 +119,10 @@ class EventGlue(Construct):
             "FailedEndpointRule", self.alerts, description="SageMaker endpoints of the team that failed",
             pattern=events.EventPattern(
                 source=["aws.sagemaker"], detail_type=["SageMaker Endpoint State Change"],
-                detail={"EndpointStatus": ["FAILED", "UPDATE_ROLLBACK_FAILED"],
-                        "EndpointName": [{"prefix": naming.resource_prefix(environment, team)}]}))
+                # AWS's event samples spell statuses IN_SERVICE, the API InService: match both spellings.
+                detail={"EndpointStatus": ["FAILED", "Failed", "UPDATE_ROLLBACK_FAILED", "UpdateRollbackFailed"],
+                        # With the "-": team vision2's endpoints must not alert team vision.
+                        "EndpointName": [{"prefix": naming.resource_prefix(environment, team) + "-"}]}))
 
         # ---- budget: AWS Budgets -> budget topic -> alerts function (readable message) -> alert topic
         self.budget: budgets.CfnBudget | None = None

@@ -197,3 +197,37 @@ def test_a_malformed_event_is_retried_then_kept_in_each_dead_letter_queue(deploy
         assert event["detail-type"] == "Step Functions Execution Status Change"  # the whole event is kept
         assert letter["MessageAttributes"]["ErrorMessage"]["StringValue"], "the error travels with the event"
     assert list(_catalog(deployment, "vision").runs(marker)) == [], "a malformed event writes nothing"
+
+
+def test_failed_batch_jobs_and_endpoints_of_the_team_are_alerts(deployment: Deployment) -> None:
+    topic = deployment.outputs()["demo-vision-operations"]["AlertTopicArn"]
+    queue = _subscribe_queue(deployment, topic)
+    marker = uuid.uuid4().hex[:6]
+    batch_arn = "arn:aws:batch:us-east-1:123456789012"
+    job = {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps({
+        "jobArn": f"{batch_arn}:job/{marker}", "jobName": f"train-{marker}", "jobId": marker, "status": "FAILED",
+        "jobQueue": f"{batch_arn}:job-queue/dsstack-demo-vision-gpu", "statusReason": "Essential container exited",
+        "attempts": [{"container": {"exitCode": 137, "reason": "OutOfMemoryError: Container killed",
+                                    "logStreamName": f"metaflow/default/{marker}"}}],
+        "parameters": {"metaflow.flow_name": "TrainFlow", "metaflow.run_id": "sfn-x", "metaflow.step_name": "train",
+                       "metaflow.task_id": "3"}})}
+    endpoint = {"Source": "aws.sagemaker", "DetailType": "SageMaker Endpoint State Change", "Detail": json.dumps({
+        "EndpointName": f"dsstack-demo-vision-churn{marker}", "EndpointStatus": "Failed",
+        "FailureReason": "model container did not pass the ping health check"})}
+    # Not vision's: another team's queue and endpoint with vision's name as prefix, and a succeeded job.
+    others = [{**job, "Detail": job["Detail"].replace("dsstack-demo-vision-gpu", "dsstack-demo-vision2-gpu")},
+              {**endpoint, "Detail": endpoint["Detail"].replace("dsstack-demo-vision-", "dsstack-demo-vision2-")},
+              {**job, "Detail": job["Detail"].replace('"FAILED"', '"SUCCEEDED"')}]
+    assert deployment.session.client("events").put_events(Entries=[*others, job, endpoint])["FailedEntryCount"] == 0
+
+    alerts = _eventually(lambda: _messages(deployment, queue), "the Batch and SageMaker alerts")
+    deadline = time.monotonic() + 30
+    while len(alerts) < 2 and time.monotonic() < deadline:
+        alerts += _messages(deployment, queue)
+    time.sleep(2)
+    alerts += _messages(deployment, queue)
+    subjects = sorted(a["Subject"] for a in alerts)
+    assert subjects == sorted([f"[dsstack] Batch job train-{marker} FAILED (TrainFlow/sfn-x/train)",
+                               f"[dsstack] SageMaker endpoint dsstack-demo-vision-churn{marker} Failed"])
+    bodies = "\n".join(a["Message"] for a in alerts)
+    assert "exit code 137" in bodies and "ping health check" in bodies

@@ -70,7 +70,9 @@ def test_rules_route_the_right_events_with_dead_letter_queues(ops):
     assert jobs["detail"]["status"] == ["FAILED"]
     assert "job-queue/dsstack-demo-vision-" in json.dumps(jobs["detail"]["jobQueue"])
     endpoints, _ = next(v for k, v in rules.items() if k.startswith("SageMaker endpoints"))
-    assert endpoints["detail"]["EndpointName"] == [{"prefix": "dsstack-demo-vision"}]
+    assert endpoints["detail"]["EndpointName"] == [{"prefix": "dsstack-demo-vision-"}]
+    assert set(endpoints["detail"]["EndpointStatus"]) == {"FAILED", "Failed", "UPDATE_ROLLBACK_FAILED",
+                                                          "UpdateRollbackFailed"}
 
 
 def test_errors_and_dead_letters_alarm_the_team_topic(ops):
