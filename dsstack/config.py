@@ -413,6 +413,7 @@ class ModelConfig(_Model):
         kind = info.data.get("kind")
         if kind is None:  # the kind itself is invalid; that error is reported instead
             return value
+        assert info.field_name is not None  # always set for a field validator
         kinds, default = _KIND_FIELDS[info.field_name]
         if kind not in kinds:
             if value is not None:

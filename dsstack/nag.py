@@ -7,13 +7,15 @@ lists them all so a test can show every one in review.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aws_cdk as cdk
 import cdk_nag
 from constructs import Construct, IConstruct
 
-RULE_PACKS = {
+# Pack name -> the pack's constructor (NagPack itself is abstract: only the concrete packs can be made).
+RULE_PACKS: dict[str, Callable[[IConstruct], cdk_nag.NagPack]] = {
     "AwsSolutions": cdk_nag.AwsSolutionsChecks,
     "NIST.800.53.R5": cdk_nag.NIST80053R5Checks,
     "HIPAA.Security": cdk_nag.HIPAASecurityChecks,
