@@ -13,7 +13,7 @@ from moto.cloudformation.exceptions import MissingParameterError, ValidationErro
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, property_getter, set_method, set_property
 
 log = logging.getLogger("dsstack.emulator")
 
@@ -45,7 +45,7 @@ def _update_termination_protection(self: Any) -> ActionResult:
 
 
 def patch_termination_protection() -> None:
-    cfn_responses.CloudFormationResponse.update_termination_protection = _update_termination_protection
+    set_method(cfn_responses.CloudFormationResponse, "update_termination_protection", _update_termination_protection)
 
 
 # --- change sets scoped to their stack ---------------------------------------------------------------
@@ -85,10 +85,10 @@ def _response_delete_change_set(self: Any) -> ActionResult:
 
 
 def patch_change_set_scope() -> None:
-    Backend.describe_change_set = _describe_change_set
-    Backend.delete_change_set = _delete_change_set
-    cfn_responses.CloudFormationResponse.describe_change_set = _response_describe_change_set
-    cfn_responses.CloudFormationResponse.delete_change_set = _response_delete_change_set
+    set_method(Backend, "describe_change_set", _describe_change_set)
+    set_method(Backend, "delete_change_set", _delete_change_set)
+    set_method(cfn_responses.CloudFormationResponse, "describe_change_set", _response_describe_change_set)
+    set_method(cfn_responses.CloudFormationResponse, "delete_change_set", _response_delete_change_set)
 
 
 # --- UsePreviousValue ---------------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def _response_create_change_set(self: Any) -> ActionResult:
 
 
 def patch_use_previous_value() -> None:
-    cfn_responses.CloudFormationResponse.create_change_set = _response_create_change_set
+    set_method(cfn_responses.CloudFormationResponse, "create_change_set", _response_create_change_set)
 
 
 # --- executing change sets: outputs, exports, failures ------------------------------------------------
@@ -195,8 +195,8 @@ def _response_execute_change_set(self: Any) -> ActionResult:
 
 
 def patch_execute_change_set() -> None:
-    Backend.execute_change_set = _execute_change_set
-    cfn_responses.CloudFormationResponse.execute_change_set = _response_execute_change_set
+    set_method(Backend, "execute_change_set", _execute_change_set)
+    set_method(cfn_responses.CloudFormationResponse, "execute_change_set", _response_execute_change_set)
 
 
 # --- deleting stacks --------------------------------------------------------------------------------
@@ -240,7 +240,7 @@ def _imports(stack: Stack, export_names: list[str]) -> bool:
 
 
 def patch_delete_stack() -> None:
-    Backend.delete_stack = _delete_stack
+    set_method(Backend, "delete_stack", _delete_stack)
 
 
 # --- resource types moto does not know ------------------------------------------------------------------
@@ -313,7 +313,7 @@ def _stack_resources(self: Stack) -> list[Any]:
 
 
 def patch_stack_resources() -> None:
-    Stack.stack_resources = property(_stack_resources)
+    set_property(Stack, "stack_resources", _stack_resources)
 
 
 def _in_depends_on_order(names: list[str], resources: dict[str, Any]) -> list[str]:
@@ -342,18 +342,18 @@ def patch_update_dependency_order() -> None:
         diff["Add"] = _in_depends_on_order(diff["Add"], other_template.get("Resources", {}))
         return diff
 
-    parsing.ResourceMap.build_resource_diff = build_resource_diff
+    set_method(parsing.ResourceMap, "build_resource_diff", build_resource_diff)
 
 
 def patch_deleted_stack_outputs() -> None:
-    original_outputs = cfn_models.Stack.outputs.fget
-    original_exports = cfn_models.Stack.exports.fget
+    original_outputs = property_getter(cfn_models.Stack, "outputs")
+    original_exports = property_getter(cfn_models.Stack, "exports")
 
     def deleting(stack: Any) -> bool:
         return str(stack.status).startswith("DELETE")
 
-    cfn_models.Stack.outputs = property(lambda self: None if deleting(self) else original_outputs(self))
-    cfn_models.Stack.exports = property(lambda self: [] if deleting(self) else original_exports(self))
+    set_property(cfn_models.Stack, "outputs", lambda self: None if deleting(self) else original_outputs(self))
+    set_property(cfn_models.Stack, "exports", lambda self: [] if deleting(self) else original_exports(self))
 
 
 # Types whose names AWS only accepts in lower case; CloudFormation lower-cases the names it generates for them.
