@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, set_classmethod, set_method
 
 _ARN_ATTRIBUTES = {
     "AWS::Batch::ComputeEnvironment": "ComputeEnvironmentArn",
@@ -16,7 +16,7 @@ _ARN_ATTRIBUTES = {
 def patch_batch_attributes_and_deletes() -> None:
     from moto.batch import models
 
-    def arn_attribute(attribute: str):
+    def answer_arn_attribute(model: type, attribute: str) -> None:
         def has_cfn_attr(cls: Any, attr: str) -> bool:
             return attr == attribute
 
@@ -27,12 +27,11 @@ def patch_batch_attributes_and_deletes() -> None:
                 return self.arn
             raise UnformattedGetAttTemplateException()
 
-        return classmethod(has_cfn_attr), get_cfn_attribute
+        set_classmethod(model, "has_cfn_attr", has_cfn_attr)
+        set_method(model, "get_cfn_attribute", get_cfn_attribute)
 
     for model in (models.ComputeEnvironment, models.JobQueue, models.JobDefinition):
-        has_attr, get_attr = arn_attribute(_ARN_ATTRIBUTES[model.cloudformation_type()])
-        model.has_cfn_attr = has_attr
-        model.get_cfn_attribute = get_attr
+        answer_arn_attribute(model, _ARN_ATTRIBUTES[model.cloudformation_type()])
 
     def delete_compute_environment(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                    region_name: str) -> None:
@@ -46,8 +45,8 @@ def patch_batch_attributes_and_deletes() -> None:
         if backend.get_job_queue(resource_name) is not None:
             backend.delete_job_queue(resource_name)
 
-    models.ComputeEnvironment.delete_from_cloudformation_json = classmethod(delete_compute_environment)
-    models.JobQueue.delete_from_cloudformation_json = classmethod(delete_job_queue)
+    set_classmethod(models.ComputeEnvironment, "delete_from_cloudformation_json", delete_compute_environment)
+    set_classmethod(models.JobQueue, "delete_from_cloudformation_json", delete_job_queue)
 
 
 PATCHES = [

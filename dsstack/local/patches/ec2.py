@@ -6,7 +6,7 @@ from typing import Any
 
 from moto.ec2.models import flow_logs
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, classmethod_function, set_classmethod, set_method, set_property
 
 
 def patch_flow_log_s3_prefix() -> None:
@@ -29,9 +29,7 @@ def patch_flow_log_s3_prefix() -> None:
             flow_log.log_destination = log_destination
         return created, unsuccessful
 
-    backend_class.create_flow_logs = create_flow_logs
-
-    original_cfn = flow_logs.FlowLogs.create_from_cloudformation_json.__func__
+    set_method(backend_class, "create_flow_logs", create_flow_logs)
 
     def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
@@ -51,15 +49,14 @@ def patch_flow_log_s3_prefix() -> None:
             created.add_tag(tag["Key"], tag["Value"])
         return created
 
-    flow_logs.FlowLogs.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    del original_cfn
+    set_classmethod(flow_logs.FlowLogs, "create_from_cloudformation_json", create_from_cloudformation_json)
 
 
 def patch_subnet_route_table_association() -> None:
     from moto.ec2.models import subnets
 
     cls_ = subnets.SubnetRouteTableAssociation
-    original = cls_.create_from_cloudformation_json.__func__
+    original = classmethod_function(cls_, "create_from_cloudformation_json")
 
     def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
@@ -81,9 +78,9 @@ def patch_subnet_route_table_association() -> None:
         if getattr(self, "association_id", None):
             ec2_backends[account_id][region_name].disassociate_route_table(self.association_id)
 
-    cls_.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    cls_.physical_resource_id = property(physical_resource_id)
-    cls_.delete = delete
+    set_classmethod(cls_, "create_from_cloudformation_json", create_from_cloudformation_json)
+    set_property(cls_, "physical_resource_id", physical_resource_id)
+    set_method(cls_, "delete", delete)
 
 
 def patch_network_deletes() -> None:
@@ -126,12 +123,12 @@ def patch_network_deletes() -> None:
     def delete_flow_log(self: Any, account_id: str, region_name: str) -> None:
         backend(account_id, region_name).delete_flow_logs([self.id])
 
-    route_tables.RouteTable.delete = delete_route_table
-    route_tables.Route.delete = delete_route
-    internet_gateways.InternetGateway.delete = delete_internet_gateway
-    vpn_gateway.VPCGatewayAttachment.delete = delete_attachment
-    vpcs.VPCEndPoint.delete = delete_endpoint
-    flow_logs.FlowLogs.delete = delete_flow_log
+    set_method(route_tables.RouteTable, "delete", delete_route_table)
+    set_method(route_tables.Route, "delete", delete_route)
+    set_method(internet_gateways.InternetGateway, "delete", delete_internet_gateway)
+    set_method(vpn_gateway.VPCGatewayAttachment, "delete", delete_attachment)
+    set_method(vpcs.VPCEndPoint, "delete", delete_endpoint)
+    set_method(flow_logs.FlowLogs, "delete", delete_flow_log)
 
 
 def patch_volume_and_instance_updates() -> None:
@@ -158,8 +155,8 @@ def patch_volume_and_instance_updates() -> None:
             original_resource.user_data = [props["UserData"]]
         return original_resource
 
-    Volume.create_from_cloudformation_json = classmethod(create_volume)
-    Instance.update_from_cloudformation_json = classmethod(update_instance)
+    set_classmethod(Volume, "create_from_cloudformation_json", create_volume)
+    set_classmethod(Instance, "update_from_cloudformation_json", update_instance)
 
 
 PATCHES = [

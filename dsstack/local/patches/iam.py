@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, classmethod_function, set_classmethod
 
 
 def patch_managed_policy_deletes() -> None:
@@ -27,7 +27,7 @@ def patch_managed_policy_deletes() -> None:
         with contextlib.suppress(Exception):  # attached to a user or group outside the stack: AWS refuses too
             backend.delete_policy(resource_name)
 
-    original_role_delete = models.Role.delete_from_cloudformation_json.__func__
+    original_role_delete = classmethod_function(models.Role, "delete_from_cloudformation_json")
 
     def delete_role(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                     region_name: str) -> None:
@@ -38,8 +38,8 @@ def patch_managed_policy_deletes() -> None:
                     backend.detach_role_policy(arn, role.name)
         original_role_delete(cls, resource_name, cloudformation_json, account_id, region_name)
 
-    models.ManagedPolicy.delete_from_cloudformation_json = classmethod(delete_managed_policy)
-    models.Role.delete_from_cloudformation_json = classmethod(delete_role)
+    set_classmethod(models.ManagedPolicy, "delete_from_cloudformation_json", delete_managed_policy)
+    set_classmethod(models.Role, "delete_from_cloudformation_json", delete_role)
 
 
 PATCHES = [

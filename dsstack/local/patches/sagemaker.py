@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, set_method
 
 # CloudFormation's name property per SageMaker type: moto 5.2.5 declares none, so it generates a name
 # even when the template gives one.
@@ -50,8 +50,8 @@ def patch_sagemaker_endpoint_names_and_update() -> None:
             self._get_param("DeploymentConfig"))
         return ActionResult({"EndpointArn": endpoint.arn})
 
-    models.SageMakerModelBackend.update_endpoint = update_endpoint
-    SageMakerResponse.update_endpoint = response_update_endpoint
+    set_method(models.SageMakerModelBackend, "update_endpoint", update_endpoint)
+    set_method(SageMakerResponse, "update_endpoint", response_update_endpoint)
 
 
 PATCHES = [
