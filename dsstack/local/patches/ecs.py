@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, set_classmethod
 
 # AWS::ECS::TaskDefinition property -> register_task_definition keyword (moto passes only the first four).
 _TASK_DEFINITION_ARGUMENTS = {
@@ -35,6 +35,13 @@ def _tags(properties: dict[str, Any]) -> list[dict[str, str]]:
 
 def _name_of(value: Any, attribute: str) -> str:
     return getattr(value, attribute) if hasattr(value, attribute) else value
+
+
+def _cluster_arn(cluster_name: str, account_id: str, region_name: str) -> str:
+    """The ARN moto gives a cluster of that name (moto.ecs.models.Cluster)."""
+    from moto.utilities.utils import get_partition
+
+    return f"arn:{get_partition(region_name)}:ecs:{region_name}:{account_id}:cluster/{cluster_name}"
 
 
 def patch_ecs_cfn_properties() -> None:
@@ -91,7 +98,7 @@ def patch_ecs_cfn_properties() -> None:
         properties = cloudformation_json["Properties"]
         backend = models.ecs_backends[account_id][region_name]
         cluster = _name_of(properties["Cluster"], "name")
-        if original_resource.cluster_arn != models.Cluster(cluster, account_id, region_name).arn:
+        if original_resource.cluster_arn != _cluster_arn(cluster, account_id, region_name):
             backend.delete_service(original_resource.cluster_name, original_resource.name, force=True)
             return create_service(cls, new_resource_name, cloudformation_json, account_id, region_name)
         changes: dict[str, Any] = {"cluster": cluster, "service": original_resource.name,
@@ -101,10 +108,10 @@ def patch_ecs_cfn_properties() -> None:
             changes["network_configuration"] = _camel(properties["NetworkConfiguration"])
         return apply_service_properties(backend.update_service(changes), properties)
 
-    models.TaskDefinition.create_from_cloudformation_json = classmethod(create_task_definition)
-    models.TaskDefinition.update_from_cloudformation_json = classmethod(update_task_definition)
-    models.Service.create_from_cloudformation_json = classmethod(create_service)
-    models.Service.update_from_cloudformation_json = classmethod(update_service)
+    set_classmethod(models.TaskDefinition, "create_from_cloudformation_json", create_task_definition)
+    set_classmethod(models.TaskDefinition, "update_from_cloudformation_json", update_task_definition)
+    set_classmethod(models.Service, "create_from_cloudformation_json", create_service)
+    set_classmethod(models.Service, "update_from_cloudformation_json", update_service)
 
 
 PATCHES = [
