@@ -10,13 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from moto.events import models as events_models
+from moto.events.utils import EventMessageType
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, set_method
 
 log = logging.getLogger("dsstack.emulator")
 
 
-def _iso(value: Any) -> Any:
+def _iso(value: str | float | datetime) -> str:
     if isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, datetime):
@@ -24,7 +25,7 @@ def _iso(value: Any) -> Any:
     return value
 
 
-def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
+def target_input(target: dict[str, Any], event: EventMessageType) -> Any:
     """What a target receives: Input, InputPath, InputTransformer, or the whole event (as in AWS)."""
     if target.get("Input") is not None:
         return json.loads(target["Input"])
@@ -37,9 +38,10 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> Any:
     if transformer:
         from moto.events.utils import EventTemplateParser
 
-        event = {"ingestion-time": event.get("time"), **event}
+        # <aws.events.event.ingestion-time> is an ISO time in AWS; moto's event type declares a number.
+        received: EventMessageType = {"ingestion-time": event.get("time"), **event}  # type: ignore[typeddict-item]
         return EventTemplateParser.parse(input_template=transformer.get("InputTemplate"),
-                                         input_paths_map=transformer.get("InputPathsMap", {}), event=event)
+                                         input_paths_map=transformer.get("InputPathsMap", {}), event=received)
     return event
 
 
@@ -67,7 +69,8 @@ def deliver(account_id: str, region: str, target: dict[str, Any], payload: Any) 
     elif service == "states":
         from moto.stepfunctions.models import stepfunctions_backends
 
-        stepfunctions_backends[account_id][region].start_execution(arn, name=None, execution_input=body)
+        # Every execution has a name: EventBridge generates one (as moto does when it is given none).
+        stepfunctions_backends[account_id][region].start_execution(arn, name=str(uuid.uuid4()), execution_input=body)
     elif service == "logs":
         from moto.logs import logs_backends
 
@@ -88,7 +91,7 @@ def deliver(account_id: str, region: str, target: dict[str, Any], payload: Any) 
         log.warning("EventBridge: target type %s is not delivered by the emulator (%s)", service, arn)
 
 
-def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+def send_to_targets(self: Any, original_event: EventMessageType, transform_input: bool = True) -> None:
     if getattr(self, "state", "ENABLED") != "ENABLED":
         return
     event = copy.deepcopy(original_event)
@@ -104,7 +107,7 @@ def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: 
 
 
 def patch_targets() -> None:
-    events_models.Rule.send_to_targets = send_to_targets
+    set_method(events_models.Rule, "send_to_targets", send_to_targets)
 
 
 PATCHES = [

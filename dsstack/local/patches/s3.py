@@ -9,11 +9,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.events.utils import EventMessageType
 from moto.s3 import models as s3_models
 from moto.s3 import notifications
 from moto.utilities.utils import get_partition
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, classmethod_function, set_classmethod, set_method
 
 log = logging.getLogger("dsstack.emulator")
 
@@ -54,7 +55,9 @@ def apply_bucket_properties(bucket_name: str, properties: dict[str, Any], accoun
     if "BucketEncryption" in properties:
         backend.put_bucket_encryption(bucket_name, cfn_to_api_encryption(properties["BucketEncryption"]))
     if "Tags" in properties:
-        backend.put_bucket_tagging(bucket_name, TaggingService().flatten_tag_list(properties["Tags"]))
+        tags = TaggingService().flatten_tag_list(properties["Tags"])
+        # A tag without Value (CloudFormation requires one) is an empty value, not None, for the S3 API.
+        backend.put_bucket_tagging(bucket_name, {key: "" if value is None else value for key, value in tags.items()})
     versioning = properties.get("VersioningConfiguration")
     if versioning:
         backend.put_bucket_versioning(bucket_name, versioning["Status"])
@@ -88,8 +91,8 @@ def apply_bucket_properties(bucket_name: str, properties: dict[str, Any], accoun
 
 def patch_bucket_properties() -> None:
     FakeBucket = s3_models.FakeBucket
-    original_create = FakeBucket.create_from_cloudformation_json.__func__
-    original_update = FakeBucket.update_from_cloudformation_json.__func__
+    original_create = classmethod_function(FakeBucket, "create_from_cloudformation_json")
+    original_update = classmethod_function(FakeBucket, "update_from_cloudformation_json")
 
     def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
@@ -109,8 +112,8 @@ def patch_bucket_properties() -> None:
         apply_bucket_properties(bucket.name, properties, account_id, region_name)
         return bucket
 
-    FakeBucket.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    FakeBucket.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+    set_classmethod(FakeBucket, "create_from_cloudformation_json", create_from_cloudformation_json)
+    set_classmethod(FakeBucket, "update_from_cloudformation_json", update_from_cloudformation_json)
 
 
 def patch_bucket_delete() -> None:
@@ -121,7 +124,7 @@ def patch_bucket_delete() -> None:
             raise ValueError(f"The bucket you tried to delete is not empty ({resource_name})")
         backend.delete_bucket(resource_name)
 
-    s3_models.FakeBucket.delete_from_cloudformation_json = classmethod(delete_from_cloudformation_json)
+    set_classmethod(s3_models.FakeBucket, "delete_from_cloudformation_json", delete_from_cloudformation_json)
 
 
 # --- bucket policy conditions ---------------------------------------------------------------------------
@@ -182,12 +185,12 @@ def patch_bucket_policy_conditions() -> None:
             return PermissionResult.NEUTRAL
         return IAMPolicy(json.dumps(policy)).is_action_permitted(action, resource)
 
-    s3_models.FakeBucket.get_permission = get_permission
+    set_method(s3_models.FakeBucket, "get_permission", get_permission)
 
 
 # --- S3 -> EventBridge ----------------------------------------------------------------------------------
 
-def s3_eventbridge_event(account_id: str, bucket: Any, event_name: str, key: Any) -> dict[str, Any]:
+def s3_eventbridge_event(account_id: str, bucket: s3_models.FakeBucket, event_name: str, key: Any) -> EventMessageType:
     """The event S3 sends to EventBridge (https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html)."""
     return {
         "version": "0",
@@ -215,7 +218,7 @@ def s3_eventbridge_event(account_id: str, bucket: Any, event_name: str, key: Any
     }
 
 
-def _send_event_bridge_message(account_id: str, bucket: Any, event_name: str, key: Any) -> None:
+def _send_event_bridge_message(account_id: str, bucket: s3_models.FakeBucket, event_name: str, key: Any) -> None:
     from moto.events.models import events_backends
 
     try:
