@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, set_property
 from dsstack.local.patches.resources import EMULATED_TYPES, EmulatedResource, RecordedResource
 
 PREFIX = "/_dsstack/execute-api/"
@@ -132,7 +132,7 @@ def register_types() -> None:
         EMULATED_TYPES[cls.TYPE] = cls
     # {"Ref": <AWS::ApiGateway::Deployment>} resolved to the Python object (no physical id): a stage
     # referring to it stored the object, and GetStages failed to serialize it (500).
-    Deployment.physical_resource_id = property(lambda self: self.id)
+    set_property(Deployment, "physical_resource_id", lambda self: self.id)
 
 
 # --- serving a stage ---------------------------------------------------------------------------------------
@@ -182,6 +182,8 @@ def _respond(start_response: Any, status: int, body: bytes | str, headers: dict[
 
 def serve(environ: dict[str, Any], start_response: Any, account_id: str = "123456789012") -> list[bytes]:
     from moto.awslambda.utils import get_backend as lambda_backend
+
+    from dsstack.local.patches.lambdas import invoke_locally
 
     parts = environ["PATH_INFO"][len(PREFIX):].split("/", 2)
     if len(parts) < 2:
@@ -247,7 +249,7 @@ def serve(environ: dict[str, Any], start_response: Any, account_id: str = "12345
         "isBase64Encoded": not is_text,
     }
     fn = lambda_backend(account_id, region).get_function(function_arn)
-    payload, errored, _ = fn._invoke_lambda(event=event)
+    payload, errored, _ = invoke_locally(fn, event)
     try:
         result = json.loads(payload) if not errored else None
     except ValueError:

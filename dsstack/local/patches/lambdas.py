@@ -21,7 +21,7 @@ from typing import Any
 
 from moto.awslambda import models as lambda_models
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, classmethod_function, set_classmethod, set_method, set_property
 
 log = logging.getLogger("dsstack.emulator")
 
@@ -64,6 +64,10 @@ def _layer_paths(fn: Any) -> list[str]:
         if arn.split(":")[4] in MANAGED_LAYER_ACCOUNTS:
             continue  # provided by the virtualenv's site-packages
         version = backend.layers_versions_by_arn(arn)
+        if version is None:  # deleted since the function was created (AWS keeps a copy; moto does not)
+            from moto.awslambda.exceptions import UnknownLayerVersionException
+
+            raise UnknownLayerVersionException([arn])
         root = extract_zip(version.code_bytes)
         # The layout Lambda puts on the path for Python: /opt/python and /opt/python/lib/pythonX/site-packages.
         paths.append(str(root / "python"))
@@ -129,7 +133,9 @@ def run_python_function(fn: Any, event: Any) -> tuple[str, bool, str]:
     return json.dumps(outcome["error"]), True, output
 
 
-def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
+def invoke_locally(self: Any, event: Any = None) -> tuple[str, bool, str]:
+    """LambdaFunction._invoke_lambda: `event` is the JSON value the handler receives (moto passes the parsed
+    request body, though its signature says `str`). Returns (response payload, errored, log output)."""
     self.logs_backend.ensure_log_group(self.logs_group_name)
     response, errored, output = run_python_function(self, {} if event is None else event)
     self.save_logs(output)
@@ -138,7 +144,7 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
 
 
 def patch_invoke_locally() -> None:
-    lambda_models.LambdaFunction._invoke_lambda = _invoke_lambda
+    set_method(lambda_models.LambdaFunction, "_invoke_lambda", invoke_locally)
 
 
 # --- asynchronous invocations ---------------------------------------------------------------------------
@@ -205,7 +211,7 @@ def patch_async_invoke() -> None:
             return b""
         return original_invoke(self, function_name, qualifier, body, headers, response_headers)
 
-    backend_class.invoke = invoke
+    set_method(backend_class, "invoke", invoke)
 
 
 # --- function properties from CloudFormation -----------------------------------------------------------
@@ -213,7 +219,7 @@ def patch_async_invoke() -> None:
 def patch_function_properties() -> None:
     LambdaFunction = lambda_models.LambdaFunction
     original_init = LambdaFunction.__init__
-    original_create = LambdaFunction.create_from_cloudformation_json.__func__
+    original_create = classmethod_function(LambdaFunction, "create_from_cloudformation_json")
     original_get_layers = LambdaFunction._get_layers_data
 
     def __init__(self: Any, account_id: str, spec: dict[str, Any], region: str, version: Any = 1) -> None:
@@ -254,12 +260,12 @@ def patch_function_properties() -> None:
             config["DeadLetterConfig"] = {"TargetArn": self.dead_letter_target_arn}
         return config
 
-    LambdaFunction.get_configuration = get_configuration
+    set_method(LambdaFunction, "get_configuration", get_configuration)
     # CloudFormation's Ref/physical id of a layer version is its ARN; moto's model has none.
-    lambda_models.LayerVersion.physical_resource_id = property(lambda self: self.arn)
-    LambdaFunction.__init__ = __init__
-    LambdaFunction._get_layers_data = _get_layers_data
-    LambdaFunction.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    set_property(lambda_models.LayerVersion, "physical_resource_id", lambda self: self.arn)
+    set_method(LambdaFunction, "__init__", __init__)
+    set_method(LambdaFunction, "_get_layers_data", _get_layers_data)
+    set_classmethod(LambdaFunction, "create_from_cloudformation_json", create_from_cloudformation_json)
 
 
 PATCHES = [
