@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from moto.core.common_models import CloudFormationModel
 from moto.utilities.utils import get_partition
 
-from dsstack.local.patches import Patch
+from dsstack.local.patches import Patch, classmethod_function, set_classmethod
 
 
 def _policy_text(document: Any) -> str:
@@ -261,7 +261,7 @@ class GlobalTable(EmulatedResource):
         from moto.dynamodb.models import dynamodb_backends
 
         props = cloudformation_json["Properties"]
-        replica = next((r for r in props.get("Replicas", []) if r.get("Region") == region_name), {})
+        replica: dict[str, Any] = next((r for r in props.get("Replicas", []) if r.get("Region") == region_name), {})
         name = props.get("TableName", resource_name)
         sse = props.get("SSESpecification") or {}
         replica_sse = replica.get("SSESpecification") or {}
@@ -282,7 +282,7 @@ class GlobalTable(EmulatedResource):
                                         cloudformation_json: Any, account_id: str, region_name: str) -> Any:
         # Only the settings that can change in place; key schema changes are replacements, not supported.
         props = cloudformation_json["Properties"]
-        replica = next((r for r in props.get("Replicas", []) if r.get("Region") == region_name), {})
+        replica: dict[str, Any] = next((r for r in props.get("Replicas", []) if r.get("Region") == region_name), {})
         _apply_table_extras(original_resource.physical_id, {**props, **replica}, account_id, region_name)
         return original_resource
 
@@ -295,7 +295,7 @@ class GlobalTable(EmulatedResource):
 def patch_dynamodb_table() -> None:
     from moto.dynamodb.models.table import Table
 
-    original_create = Table.create_from_cloudformation_json.__func__
+    original_create = classmethod_function(Table, "create_from_cloudformation_json")
 
     def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
@@ -312,14 +312,14 @@ def patch_dynamodb_table() -> None:
         _apply_table_extras(original_resource.name, props, account_id, region_name)
         return original_resource
 
-    Table.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
-    Table.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+    set_classmethod(Table, "create_from_cloudformation_json", create_from_cloudformation_json)
+    set_classmethod(Table, "update_from_cloudformation_json", update_from_cloudformation_json)
 
 
 def patch_kms_key() -> None:
     from moto.kms.models import Key
 
-    original_create = Key.create_from_cloudformation_json.__func__
+    original_create = classmethod_function(Key, "create_from_cloudformation_json")
 
     def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
@@ -335,13 +335,13 @@ def patch_kms_key() -> None:
             key.key_usage = props["KeyUsage"]
         return key
 
-    Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    set_classmethod(Key, "create_from_cloudformation_json", create_from_cloudformation_json)
 
 
 def patch_ssm_parameter() -> None:
     from moto.ssm.models import Parameter
 
-    original_create = Parameter.create_from_cloudformation_json.__func__
+    original_create = classmethod_function(Parameter, "create_from_cloudformation_json")
 
     def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
                                         region_name: str, **kwargs: Any) -> Any:
@@ -353,7 +353,7 @@ def patch_ssm_parameter() -> None:
         return original_create(cls, resource_name, {**cloudformation_json, "Properties": props}, account_id,
                                region_name, **kwargs)
 
-    Parameter.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    set_classmethod(Parameter, "create_from_cloudformation_json", create_from_cloudformation_json)
 
 
 class EventInvokeConfig(EmulatedResource):
@@ -436,6 +436,16 @@ class RequestValidator(EmulatedResource):
                 self.state["rest_api_id"], self.physical_id)
 
 
+class EgressRule(TypedDict):
+    """The keyword arguments of moto's authorize/revoke_security_group_egress for one rule."""
+
+    ip_protocol: str
+    from_port: str
+    to_port: str
+    ip_ranges: list[dict[str, str]]
+    source_groups: list[dict[str, str]]
+
+
 class SecurityGroupEgress(EmulatedResource):
     """AWS::EC2::SecurityGroupEgress (CDK emits one per group-to-group rule): moto models only the ingress type."""
 
@@ -447,12 +457,13 @@ class SecurityGroupEgress(EmulatedResource):
         from moto.ec2.models import ec2_backends
 
         props = cloudformation_json["Properties"]
-        rule = {"ip_protocol": str(props["IpProtocol"]), "from_port": str(props.get("FromPort", -1)),
-                "to_port": str(props.get("ToPort", -1)),
-                "ip_ranges": [{"CidrIp": props["CidrIp"], "Description": props.get("Description", "")}]
-                if props.get("CidrIp") else [],
-                "source_groups": [{"GroupId": props["DestinationSecurityGroupId"]}]
-                if props.get("DestinationSecurityGroupId") else []}
+        rule: EgressRule = {
+            "ip_protocol": str(props["IpProtocol"]), "from_port": str(props.get("FromPort", -1)),
+            "to_port": str(props.get("ToPort", -1)),
+            "ip_ranges": [{"CidrIp": props["CidrIp"], "Description": props.get("Description", "")}]
+            if props.get("CidrIp") else [],
+            "source_groups": [{"GroupId": props["DestinationSecurityGroupId"]}]
+            if props.get("DestinationSecurityGroupId") else []}
         ec2_backends[account_id][region_name].authorize_security_group_egress(props["GroupId"], **rule)
         return cls(f"{props['GroupId']}-egress-{resource_name}", group_id=props["GroupId"], rule=rule)
 
