@@ -27,9 +27,10 @@ def main(argv: list[str] | None = None) -> int:
             pid = emulator.down(state_dir)
             print(f"emulator stopped (pid {pid})" if pid else "no emulator was running")
         elif args.command == "status":
-            emu = emulator.status(state_dir)
-            print(f"running: {emu.endpoint} (pid {emu.pid}, log {emu.log_file})" if emu else "not running")
-            return 0 if emu else 3
+            running = emulator.status(state_dir)
+            print(f"running: {running.endpoint} (pid {running.pid}, log {running.log_file})" if running
+                  else "not running")
+            return 0 if running else 3
         elif args.command == "deploy":
             result = deploy(args.config, args.target, state_dir=state_dir)
             print(result.summary)
