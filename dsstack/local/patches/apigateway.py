@@ -39,7 +39,7 @@ class Stage(EmulatedResource):
     TYPE = "AWS::ApiGateway::Stage"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Stage:
         props = cloudformation_json["Properties"]
         stage = _backend(account_id, region_name).create_stage(
@@ -48,8 +48,8 @@ class Stage(EmulatedResource):
         return cls(stage.name, api=props["RestApiId"])
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,  # type: ignore[misc]
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         props = cloudformation_json["Properties"]
         api = _backend(account_id, region_name).get_rest_api(props["RestApiId"])
         api.stages[original_resource.physical_id].deployment_id = props["DeploymentId"]
@@ -64,7 +64,7 @@ class ApiKey(EmulatedResource):
     ATTRIBUTES = ("APIKeyId",)
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> ApiKey:
         props = cloudformation_json["Properties"]
         payload = {"name": props.get("Name", resource_name), "enabled": props.get("Enabled", False),
@@ -85,7 +85,7 @@ class UsagePlan(EmulatedResource):
     ATTRIBUTES = ("Id",)
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> UsagePlan:
         props = cloudformation_json["Properties"]
         payload: dict[str, Any] = {"name": props.get("UsagePlanName", resource_name),
@@ -108,7 +108,7 @@ class UsagePlanKey(EmulatedResource):
     TYPE = "AWS::ApiGateway::UsagePlanKey"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> UsagePlanKey:
         props = cloudformation_json["Properties"]
         _backend(account_id, region_name).create_usage_plan_key(

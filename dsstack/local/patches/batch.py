@@ -33,13 +33,13 @@ def patch_batch_attributes_and_deletes() -> None:
     for model in (models.ComputeEnvironment, models.JobQueue, models.JobDefinition):
         answer_arn_attribute(model, _ARN_ATTRIBUTES[model.cloudformation_type()])
 
-    def delete_compute_environment(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def delete_compute_environment(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
                                    region_name: str) -> None:
         backend = models.batch_backends[account_id][region_name]
         if backend.get_compute_environment(resource_name) is not None:
             backend.delete_compute_environment(resource_name)
 
-    def delete_job_queue(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def delete_job_queue(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
                          region_name: str) -> None:
         backend = models.batch_backends[account_id][region_name]
         if backend.get_job_queue(resource_name) is not None:

@@ -31,8 +31,8 @@ def patch_flow_log_s3_prefix() -> None:
 
     set_method(backend_class, "create_flow_logs", create_flow_logs)
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         from moto.ec2.models import ec2_backends
 
         props = cloudformation_json["Properties"]
@@ -58,8 +58,8 @@ def patch_subnet_route_table_association() -> None:
     cls_ = subnets.SubnetRouteTableAssociation
     original = classmethod_function(cls_, "create_from_cloudformation_json")
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         from moto.ec2.models import ec2_backends
 
         association = original(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
@@ -136,8 +136,8 @@ def patch_volume_and_instance_updates() -> None:
     from moto.ec2.models.elastic_block_store import Volume
     from moto.ec2.models.instances import Instance
 
-    def create_volume(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str,
-                      **kwargs: Any) -> Any:
+    def create_volume(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+                      region_name: str, **kwargs: Any) -> Any:
         props = cloudformation_json["Properties"]
         volume = ec2_backends[account_id][region_name].create_volume(
             size=props.get("Size"), zone_name=props.get("AvailabilityZone"), snapshot_id=props.get("SnapshotId"),
@@ -147,7 +147,7 @@ def patch_volume_and_instance_updates() -> None:
             volume.add_tag(tag["Key"], tag["Value"])
         return volume
 
-    def update_instance(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+    def update_instance(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
                         account_id: str, region_name: str) -> Any:
         props = cloudformation_json["Properties"]
         original_resource.instance_type = props.get("InstanceType", original_resource.instance_type)

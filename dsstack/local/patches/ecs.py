@@ -60,12 +60,12 @@ def patch_ecs_cfn_properties() -> None:
         return models.ecs_backends[account_id][region_name].register_task_definition(
             family=family, tags=_tags(properties), **arguments)
 
-    def create_task_definition(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def create_task_definition(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
                                region_name: str, **kwargs: Any) -> Any:
         return register(cloudformation_json["Properties"], account_id, region_name)
 
-    def update_task_definition(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-                               account_id: str, region_name: str) -> Any:
+    def update_task_definition(cls: Any, original_resource: Any, new_resource_name: str,
+                               cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         # Task definitions are immutable: CloudFormation registers a new revision and deregisters the old one.
         replacement = register(cloudformation_json["Properties"], account_id, region_name)
         models.ecs_backends[account_id][region_name].deregister_task_definition(original_resource.arn)
@@ -77,8 +77,8 @@ def patch_ecs_cfn_properties() -> None:
                 setattr(service, attribute, _camel(properties[name]))
         return service
 
-    def create_service(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str,
-                       **kwargs: Any) -> Any:
+    def create_service(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
+                       region_name: str, **kwargs: Any) -> Any:
         properties = cloudformation_json["Properties"]
         network = properties.get("NetworkConfiguration")
         service = models.ecs_backends[account_id][region_name].create_service(
@@ -93,7 +93,7 @@ def patch_ecs_cfn_properties() -> None:
         )
         return apply_service_properties(service, properties)
 
-    def update_service(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+    def update_service(cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: dict[str, Any],
                        account_id: str, region_name: str) -> Any:
         properties = cloudformation_json["Properties"]
         backend = models.ecs_backends[account_id][region_name]

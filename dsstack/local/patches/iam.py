@@ -15,7 +15,7 @@ def patch_managed_policy_deletes() -> None:
     def backend_of(account_id: str, region_name: str) -> Any:
         return models.iam_backends[account_id][get_partition(region_name)]
 
-    def delete_managed_policy(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def delete_managed_policy(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
                               region_name: str) -> None:
         backend = backend_of(account_id, region_name)
         policy = backend.managed_policies.get(resource_name)
@@ -29,7 +29,7 @@ def patch_managed_policy_deletes() -> None:
 
     original_role_delete = classmethod_function(models.Role, "delete_from_cloudformation_json")
 
-    def delete_role(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
+    def delete_role(cls: Any, resource_name: str, cloudformation_json: dict[str, Any], account_id: str,
                     region_name: str) -> None:
         backend = backend_of(account_id, region_name)
         for role in list(backend.roles.values()):

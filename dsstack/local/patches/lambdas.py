@@ -234,8 +234,8 @@ def patch_function_properties() -> None:
         data = {d["Arn"]: d for d in original_get_layers(self, own)} if own else {}
         return [data.get(arn, {"Arn": arn, "CodeSize": 0}) for arn in layers_versions_arns]
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         props = cloudformation_json["Properties"]
         fn = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         # moto's CloudFormation code passes only a few properties on: apply the rest.

@@ -59,14 +59,14 @@ class EmulatedResource(CloudFormationModel):
         return self.attributes[attribute_name]
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,  # type: ignore[misc]
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         # Default: replace in place (delete, then create with the new properties).
         original_resource.delete(account_id, region_name)
         return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
-    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def delete_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str) -> None:
         pass
 
@@ -78,13 +78,13 @@ class RecordedResource(EmulatedResource):
     """An inert type (see cloudformation.INERT_TYPES): in the stack, no backend."""
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> RecordedResource:
         return cls(resource_name)
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,  # type: ignore[misc]
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         return original_resource
 
 
@@ -92,7 +92,7 @@ class BucketPolicy(EmulatedResource):
     TYPE = "AWS::S3::BucketPolicy"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> BucketPolicy:
         from moto.s3.models import s3_backends
 
@@ -113,7 +113,7 @@ class TopicPolicy(EmulatedResource):
     TYPE = "AWS::SNS::TopicPolicy"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> TopicPolicy:
         from moto.sns.models import sns_backends
 
@@ -129,7 +129,7 @@ class TopicSubscription(EmulatedResource):
     ATTRIBUTES = ("Arn",)
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> TopicSubscription:
         from moto.sns.models import sns_backends
 
@@ -154,7 +154,7 @@ class QueuePolicy(EmulatedResource):
     TYPE = "AWS::SQS::QueuePolicy"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> QueuePolicy:
         from moto.sqs.models import sqs_backends
 
@@ -170,7 +170,7 @@ class Secret(EmulatedResource):
     ATTRIBUTES = ("Id",)
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Secret:
         import secrets
 
@@ -208,7 +208,7 @@ class Alarm(EmulatedResource):
     ATTRIBUTES = ("Arn",)
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Alarm:
         from moto.cloudwatch.models import cloudwatch_backends
 
@@ -256,7 +256,7 @@ class GlobalTable(EmulatedResource):
     ATTRIBUTES = ("Arn", "StreamArn", "TableId")
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> GlobalTable:
         from moto.dynamodb.models import dynamodb_backends
 
@@ -278,8 +278,8 @@ class GlobalTable(EmulatedResource):
         return cls(name, {"Arn": table.table_arn, "StreamArn": stream_arn, "TableId": name})
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,  # type: ignore[misc]
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+    def update_from_cloudformation_json(cls, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         # Only the settings that can change in place; key schema changes are replacements, not supported.
         props = cloudformation_json["Properties"]
         replica: dict[str, Any] = next((r for r in props.get("Replicas", []) if r.get("Region") == region_name), {})
@@ -297,14 +297,14 @@ def patch_dynamodb_table() -> None:
 
     original_create = classmethod_function(Table, "create_from_cloudformation_json")
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         table = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         _apply_table_extras(table.name, cloudformation_json.get("Properties", {}), account_id, region_name)
         return table
 
     def update_from_cloudformation_json(cls: Any, original_resource: Any, new_resource_name: str,
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         # moto has no in-place update for tables: apply the mutable settings, keep the table and its items.
         props = cloudformation_json.get("Properties", {})
         if "DeletionProtectionEnabled" in props:
@@ -321,8 +321,8 @@ def patch_kms_key() -> None:
 
     original_create = classmethod_function(Key, "create_from_cloudformation_json")
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         props = dict(cloudformation_json["Properties"])
         # CloudFormation tags are {Key, Value}; moto's KMS backend wants the API's {TagKey, TagValue}.
         props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
@@ -343,8 +343,8 @@ def patch_ssm_parameter() -> None:
 
     original_create = classmethod_function(Parameter, "create_from_cloudformation_json")
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         props = dict(cloudformation_json["Properties"])
         # AWS::SSM::Parameter.Tags is a JSON object in CloudFormation, a list of {Key, Value} in the API.
         if isinstance(props.get("Tags"), dict):
@@ -364,7 +364,7 @@ class EventInvokeConfig(EmulatedResource):
     TYPE = "AWS::Lambda::EventInvokeConfig"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> EventInvokeConfig:
         from moto.awslambda.models import lambda_backends
 
@@ -389,7 +389,7 @@ class Budget(EmulatedResource):
     TYPE = "AWS::Budgets::Budget"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> Budget:
         from moto.budgets.models import budgets_backends
 
@@ -418,7 +418,7 @@ class RequestValidator(EmulatedResource):
     ATTRIBUTES = ("RequestValidatorId",)
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> RequestValidator:
         from moto.apigateway.models import apigateway_backends
 
@@ -452,7 +452,7 @@ class SecurityGroupEgress(EmulatedResource):
     TYPE = "AWS::EC2::SecurityGroupEgress"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> SecurityGroupEgress:
         from moto.ec2.models import ec2_backends
 
@@ -489,7 +489,7 @@ class ScalableTarget(EmulatedResource):
     TYPE = "AWS::ApplicationAutoScaling::ScalableTarget"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> ScalableTarget:
         props = cloudformation_json["Properties"]
         namespace, resource_id, dimension = props["ServiceNamespace"], props["ResourceId"], props["ScalableDimension"]
@@ -510,7 +510,7 @@ class ScalingPolicy(EmulatedResource):
     TYPE = "AWS::ApplicationAutoScaling::ScalingPolicy"
 
     @classmethod
-    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: Any,  # type: ignore[misc]
+    def create_from_cloudformation_json(cls, resource_name: str, cloudformation_json: dict[str, Any],
                                         account_id: str, region_name: str, **kwargs: Any) -> ScalingPolicy:
         props = cloudformation_json["Properties"]
         if "ScalingTargetId" in props:

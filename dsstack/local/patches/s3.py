@@ -94,14 +94,14 @@ def patch_bucket_properties() -> None:
     original_create = classmethod_function(FakeBucket, "create_from_cloudformation_json")
     original_update = classmethod_function(FakeBucket, "update_from_cloudformation_json")
 
-    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str, **kwargs: Any) -> Any:
+    def create_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str, **kwargs: Any) -> Any:
         bucket = original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
         apply_bucket_properties(bucket.name, cloudformation_json.get("Properties", {}), account_id, region_name)
         return bucket
 
     def update_from_cloudformation_json(cls: Any, original_resource: Any, new_resource_name: str,
-                                        cloudformation_json: Any, account_id: str, region_name: str) -> Any:
+                                        cloudformation_json: dict[str, Any], account_id: str, region_name: str) -> Any:
         properties = cloudformation_json.get("Properties", {})
         if "BucketName" in properties and properties["BucketName"] != original_resource.name:
             bucket = original_update(cls, original_resource, new_resource_name, cloudformation_json, account_id,
@@ -117,8 +117,8 @@ def patch_bucket_properties() -> None:
 
 
 def patch_bucket_delete() -> None:
-    def delete_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: Any, account_id: str,
-                                        region_name: str) -> None:
+    def delete_from_cloudformation_json(cls: Any, resource_name: str, cloudformation_json: dict[str, Any],
+                                        account_id: str, region_name: str) -> None:
         backend = s3_models.s3_backends[account_id][get_partition(region_name)]
         if resource_name in backend.buckets and backend.buckets[resource_name].keys:
             raise ValueError(f"The bucket you tried to delete is not empty ({resource_name})")
