@@ -17,6 +17,7 @@ from constructs import Construct
 
 from dsstack import naming
 from dsstack.config import ComputeConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.metaflow_config import job_queue_name
 from dsstack.nag import acknowledge
 
@@ -74,7 +75,7 @@ class BatchCompute(Construct):
             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSBatchServiceRole")],
             description=f"dsstack {environment}/{team}: AWS Batch manages the team's instances",
         )
-        acknowledge(self.service_role.node.default_child, _managed("service-role/AWSBatchServiceRole"),
+        acknowledge(cfn_resource(self.service_role), _managed("service-role/AWSBatchServiceRole"),
                     "AWSBatchServiceRole is the AWS-maintained policy Batch needs to manage EC2/ECS for the "
                     "compute environments; AWS updates it as Batch adds features.")
         self.instance_role = iam.Role(
@@ -83,7 +84,7 @@ class BatchCompute(Construct):
                 "service-role/AmazonEC2ContainerServiceforEC2Role")],
             description=f"dsstack {environment}/{team}: ECS agent on Batch instances (no data access)",
         )
-        acknowledge(self.instance_role.node.default_child,
+        acknowledge(cfn_resource(self.instance_role),
                     _managed("service-role/AmazonEC2ContainerServiceforEC2Role"),
                     "AmazonEC2ContainerServiceforEC2Role is the AWS-maintained policy the ECS agent on Batch "
                     "instances needs; jobs get data access from the job role only.")
@@ -141,8 +142,7 @@ class BatchCompute(Construct):
             )
             # CloudFormation takes families ('m7i') and types ('m7i.2xlarge') in one list; CDK's InstanceType
             # accepts only full types and its InstanceClass enum lags new families, so set the list directly.
-            environment_.node.default_child.add_property_override("ComputeResources.InstanceTypes",
-                                                                  list(instance_types))
+            cfn_resource(environment_).add_property_override("ComputeResources.InstanceTypes", list(instance_types))
             self.compute_environments[name] = environment_
             return environment_
 
@@ -165,7 +165,7 @@ class BatchCompute(Construct):
 
         for environment_ in self.compute_environments.values():
             # CDK writes `managed`; the documented CloudFormation value is MANAGED (moto accepts only that).
-            environment_.node.default_child.add_property_override("Type", "MANAGED")
+            cfn_resource(environment_).add_property_override("Type", "MANAGED")
 
         # ------------------------------------------------------------------------------ job queues
         # cpu: Spot first (up to ~90% cheaper), on-demand when Spot has no capacity or is disabled.
@@ -243,7 +243,7 @@ def role_policy(role: iam.Role, statements: list[iam.PolicyStatement]) -> iam.Ma
 def acknowledge_resources(policy: iam.ManagedPolicy, reasons: dict[str, str]) -> None:
     """Acknowledge AwsSolutions-IAM5 for each wildcard resource (cdk-nag 3 reports each one separately)."""
     for resource, reason in reasons.items():
-        acknowledge(policy.node.default_child, f"AwsSolutions-IAM5[Resource::{_nag_arn(resource)}]", reason)
+        acknowledge(cfn_resource(policy), f"AwsSolutions-IAM5[Resource::{_nag_arn(resource)}]", reason)
 
 
 def _managed(policy: str) -> str:

@@ -22,6 +22,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dsstack.config import ModelConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.constructs.log_retention import retention_days
 from dsstack.hosting import names
 from dsstack.hosting.serving import ServingVersion
@@ -80,7 +81,7 @@ class ContainerService(Construct):
             logging=ecs.LogDrivers.aws_logs(stream_prefix=model.name, log_group=log_group),
             readonly_root_filesystem=False,
         )
-        acknowledge(task_definition.node.default_child, "AwsSolutions-ECS2",
+        acknowledge(cfn_resource(task_definition), "AwsSolutions-ECS2",
                     "The environment holds only the model name, version and S3 location (no secrets); promotion "
                     "rewrites it in each new task definition revision.")
 
@@ -141,10 +142,10 @@ class ContainerService(Construct):
         )
         # CDK makes the service depend on the target group it already references (cfn-lint W3005); keep the
         # dependencies that matter: the listener (the target group must be attached) and the task role policy.
-        cfn_service = self.service.node.default_child
-        task_policy = task_definition.task_role.node.find_child("DefaultPolicy").node.default_child
+        cfn_service = cfn_resource(self.service)
+        task_policy = cfn_resource(task_definition.task_role.node.find_child("DefaultPolicy"))
         cfn_service.add_override("DependsOn", [cdk.Stack.of(self).get_logical_id(c) for c in (
-            listener.node.default_child, task_policy, task_definition.task_role.node.default_child)])
+            cfn_resource(listener), task_policy, cfn_resource(task_definition.task_role))])
         scaling = self.service.auto_scale_task_count(min_capacity=model.min_tasks, max_capacity=model.max_tasks)
         scaling.scale_on_cpu_utilization("Cpu", target_utilization_percent=model.target_cpu_percent,
                                          scale_in_cooldown=cdk.Duration.minutes(5),
@@ -183,20 +184,22 @@ class ContainerService(Construct):
 
     def _acknowledge(self, model: ModelConfig, listener: elbv2.ApplicationListener,
                      task_definition: ecs.FargateTaskDefinition) -> None:
+        execution_role = task_definition.execution_role
+        assert execution_role is not None  # CDK creates it for the awslogs driver
         for role, what in ((task_definition.task_role, "the model's own S3 prefix and the team key"),
-                           (task_definition.execution_role, "this service's image and log group")):
-            policy = role.node.find_child("DefaultPolicy").node.default_child
+                           (execution_role, "this service's image and log group")):
+            policy = cfn_resource(role.node.find_child("DefaultPolicy"))
             acknowledge_all(policy, {
                 f"{pack}-IAMNoInlinePolicy": f"CDK grants write this role's statements into its own policy, scoped "
                 f"to {what}; nothing else can attach it." for pack in ("NIST.800.53.R5", "HIPAA.Security")})
-        acknowledge(task_definition.task_role.node.find_child("DefaultPolicy").node.default_child,
+        acknowledge(cfn_resource(task_definition.task_role.node.find_child("DefaultPolicy")),
                     names.iam5_finding(f"{names.NAG_BUCKET}/models/{model.name}/*"),
                     "The model's own prefix models/<name>/*: every registered version of this model, nothing else.")
         if model.team_ecr_tag is not None:
-            acknowledge(task_definition.execution_role.node.find_child("DefaultPolicy").node.default_child,
+            acknowledge(cfn_resource(execution_role.node.find_child("DefaultPolicy")),
                         names.iam5_finding("*"), "ecr:GetAuthorizationToken has no resource scope (CDK adds it for "
                         "pulling from the team repository, which is granted by its ARN).")
-        lb = self.load_balancer.node.default_child
+        lb = cfn_resource(self.load_balancer)
         reasons = {
             "AwsSolutions-ELB2": "ALB access logs need an ELB-account grant in the shared log bucket's policy (another "
             "stack); request metrics and alarms cover this endpoint.",
@@ -210,7 +213,7 @@ class ContainerService(Construct):
         acknowledge_all(lb, reasons)
         if not model.internet_facing:
             for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-                acknowledge_all(listener.node.default_child, {
+                acknowledge_all(cfn_resource(listener), {
                     f"{pack}-ELBv2ACMCertificateRequired": "Internal load balancer reachable from the VPC only; a "
                     "certificate (required when internet-facing) is not part of the config.",
                     f"{pack}-ALBHttpToHttpsRedirection": "Internal load balancer reachable from the VPC only; "

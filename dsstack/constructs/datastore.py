@@ -14,6 +14,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from dsstack.config import DataConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.nag import acknowledge_all
 
 ACCESS_LOG_PREFIX = "s3-access-logs"
@@ -78,7 +79,7 @@ class Datastore(Construct):
                                      settings.noncurrent_version_expiration_days)),
             ],
         )
-        cfn_bucket = self.bucket.node.default_child
+        cfn_bucket = cfn_resource(self.bucket)
         # Object events feed the versioning catalog. The native CloudFormation property is used instead
         # of `event_bridge_enabled=True`, which CDK implements with a custom-resource Lambda.
         cfn_bucket.add_property_override("NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True)
@@ -117,7 +118,7 @@ def _table(scope: Construct, construct_id: str, *, key: kms.IKey, partition_key:
             sort_key=dynamodb.Attribute(name=gsi[2], type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,
         )
-    acknowledge_all(table.node.default_child, {
+    acknowledge_all(cfn_resource(table), {
         "NIST.800.53.R5-DynamoDBInBackupPlan": "Point-in-time recovery (35 days) is on; an AWS Backup plan would "
         "add vault cost the config did not ask for.",
         "HIPAA.Security-DynamoDBInBackupPlan": "Point-in-time recovery (35 days) is on; an AWS Backup plan would "

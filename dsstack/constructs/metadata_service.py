@@ -28,6 +28,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dsstack.config import MetadataServiceConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.constructs.log_retention import retention_days
 from dsstack.constructs.python_function import PythonFunction
 from dsstack.nag import acknowledge, acknowledge_all
@@ -174,11 +175,11 @@ class MetadataService(Construct):
         api_key_only = ("The Metaflow client authenticates to the metadata service only with the x-api-key "
                         "header (METAFLOW_SERVICE_AUTH_KEY); a Cognito or IAM authorizer would lock it out. "
                         "Every method requires the team's API key, bound to this API's usage plan only.")
-        acknowledge_all(self.method.node.default_child, {
+        acknowledge_all(cfn_resource(self.method), {
             "AwsSolutions-APIG4": api_key_only,
             "AwsSolutions-COG4": api_key_only,
         })
-        stage = self.api.deployment_stage.node.default_child
+        stage = cfn_resource(self.api.deployment_stage)
         acknowledge_all(stage, {
             "AwsSolutions-APIG3": "A WAF web ACL costs about $5/month plus $1 per rule even when idle, breaking the "
             "$0-idle design; the API requires an API key and is throttled by stage and usage plan.",
@@ -194,7 +195,7 @@ class MetadataService(Construct):
             "this API's only backend is a Lambda proxy integration, which is invoked over AWS's signed API.",
         })
         role = self.api.node.find_child("CloudWatchRole")
-        acknowledge(role.node.default_child, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+        acknowledge(cfn_resource(role), "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
                     "service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
                     "AmazonAPIGatewayPushToCloudWatchLogs is the documented policy of the account-level role API "
                     "Gateway writes execution logs with; it must reach API-Gateway-Execution-Logs_* groups of any API.")

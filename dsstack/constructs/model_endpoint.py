@@ -23,6 +23,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from dsstack.config import ModelConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.hosting import names
 from dsstack.hosting.names import CANARY_PERCENT, CANARY_WAIT_SECONDS, TERMINATION_WAIT_SECONDS, deployment_config
 from dsstack.hosting.serving import ServingVersion
@@ -81,7 +82,7 @@ class ModelEndpoint(Construct):
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "AWS/SageMaker"]}},
         ))
 
-        policy = self.role.node.find_child("DefaultPolicy").node.default_child
+        policy = cfn_resource(self.role.node.find_child("DefaultPolicy"))
         findings = {
             names.iam5_finding(f"{names.NAG_BUCKET}/models/{model.name}/*"):
                 "The model's own prefix models/<name>/*: every registered version of this model, nothing else.",

@@ -9,6 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from dsstack.config import NetworkConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.nag import acknowledge, acknowledge_all
 
 # Interface endpoints a fully private VPC needs for Batch/ECS on EC2 and Fargate (agent, ECR image
@@ -72,7 +73,7 @@ class AccessLogBucket(Construct):
             resources=[self.bucket.arn_for_objects("s3-access-logs/*")],
             conditions={"StringEquals": {"aws:SourceAccount": cdk.Aws.ACCOUNT_ID}},
         ))
-        resource = self.bucket.node.default_child
+        resource = cfn_resource(self.bucket)
         acknowledge_all(resource, {
             "AwsSolutions-S1": "This is the access-log bucket itself; logging it into itself would loop.",
             "NIST.800.53.R5-S3BucketLoggingEnabled": "This is the access-log bucket itself; logging it into itself would loop.",
@@ -120,9 +121,9 @@ class Network(Construct):
             destination=ec2.FlowLogDestination.to_s3(flow_log_bucket, f"{FLOW_LOG_PREFIX}/"),
             traffic_type=ec2.FlowLogTrafficType.ALL,
         )
-        acknowledge(self.vpc.node.default_child, "NIST.800.53.R5-VPCDefaultSecurityGroupClosed",
+        acknowledge(cfn_resource(self.vpc), "NIST.800.53.R5-VPCDefaultSecurityGroupClosed",
                     "Closing the default SG needs a custom-resource Lambda; no dsstack resource uses the default SG.")
-        acknowledge(self.vpc.node.default_child, "HIPAA.Security-VPCDefaultSecurityGroupClosed",
+        acknowledge(cfn_resource(self.vpc), "HIPAA.Security-VPCDefaultSecurityGroupClosed",
                     "Closing the default SG needs a custom-resource Lambda; no dsstack resource uses the default SG.")
 
         for subnet in self.vpc.public_subnets:
@@ -132,7 +133,7 @@ class Network(Construct):
                             f"egress: {settings.egress}: public subnets route to the internet gateway by design; "
                             "no security group dsstack creates has an inbound rule from outside the VPC.")
                 if settings.egress == "public":
-                    acknowledge(subnet.node.default_child, f"{pack}-VPCSubnetAutoAssignPublicIpDisabled",
+                    acknowledge(cfn_resource(subnet), f"{pack}-VPCSubnetAutoAssignPublicIpDisabled",
                                 "egress: public is the $0-idle mode: instances need a public IP to reach AWS APIs "
                                 "without a NAT gateway; their security groups have no inbound rules.")
 

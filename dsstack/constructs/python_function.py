@@ -23,6 +23,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.constructs.log_retention import retention_days
 from dsstack.nag import acknowledge, acknowledge_all
 
@@ -80,7 +81,7 @@ class PythonFunction(Construct):
             encryption=sqs.QueueEncryption.KMS, encryption_master_key=key,
             enforce_ssl=True, retention_period=cdk.Duration.days(14),
         )
-        acknowledge_all(self.dead_letter_queue.node.default_child, {
+        acknowledge_all(cfn_resource(self.dead_letter_queue), {
             "AwsSolutions-SQS3": "This queue is itself the dead-letter queue of the function; its depth is alarmed.",
             "Serverless-SQSRedrivePolicy": "This queue is itself the dead-letter queue of the function; nothing "
             "consumes it automatically, its depth is alarmed.",
@@ -123,8 +124,8 @@ class PythonFunction(Construct):
         key.grant(self.role, "kms:Decrypt", "kms:GenerateDataKey")
         # CDK makes the function DependsOn its role, which the Role GetAtt already implies (cfn-lint W3005).
         # Keep only the dependency on the role's policy, so permissions exist before the function runs.
-        function_resource = self.function.node.default_child
-        policy_resource = self.role.node.find_child("DefaultPolicy").node.default_child
+        function_resource = cfn_resource(self.function)
+        policy_resource = cfn_resource(self.role.node.find_child("DefaultPolicy"))
         function_resource.add_override("DependsOn", [cdk.Stack.of(self).get_logical_id(policy_resource)])
         acknowledge_all(self.role, {
             "NIST.800.53.R5-IAMNoInlinePolicy": "CDK grants write this role's statements into its own policy, "
@@ -134,12 +135,12 @@ class PythonFunction(Construct):
             "AwsSolutions-IAM5[Resource::*]": "X-Ray PutTraceSegments/PutTelemetryRecords support no resource-level "
             "permissions; CDK adds them for active tracing.",
         })
-        acknowledge(self.function.node.find_child("EventInvokeConfig").node.default_child,
+        acknowledge(cfn_resource(self.function.node.find_child("EventInvokeConfig")),
                     "Serverless-LambdaAsyncFailureDestination",
                     "Failed asynchronous events go to the dead-letter queue (DeadLetterConfig); an on-failure "
                     "destination to the same queue would deliver each failure twice.")
         for pack in ("NIST.800.53.R5", "HIPAA.Security"):
-            acknowledge(self.function.node.default_child, f"{pack}-LambdaInsideVPC",
+            acknowledge(cfn_resource(self.function), f"{pack}-LambdaInsideVPC",
                         "The function only calls regional AWS APIs (DynamoDB, SNS, SQS, Secrets Manager); in the "
                         "$0-idle public egress mode a VPC-attached Lambda could not reach them without a NAT.")
         alarm_action = cloudwatch_actions.SnsAction(alert_topic)

@@ -25,6 +25,7 @@ from constructs import Construct
 
 from dsstack import naming
 from dsstack.config import WorkstationConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.nag import acknowledge, acknowledge_all
 
 BOOT_SCRIPT = Path(__file__).with_name("workstation_boot.sh")
@@ -192,7 +193,7 @@ class DataScientistRole(Construct):
         # cdk-nag reports each wildcard separately; each is acknowledged by name so a new one fails review.
         scoped = "is scoped to this team's own name prefix or path; nothing of another team matches it."
         arn_of = f"arn:<AWS::Partition>:{{}}:{region}:<AWS::AccountId>:{{}}"
-        acknowledge_all(self.policy.node.default_child, {
+        acknowledge_all(cfn_resource(self.policy), {
             "AwsSolutions-IAM5[Resource::*]": "Only the SSM agent's channels and Describe/List calls, which support "
             "no resource-level permissions, use Resource '*'.",
             "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::<TeamBucketName>/*]":
@@ -285,7 +286,7 @@ class Workstation(Construct):
 
         self.instance_arn = stack.format_arn(service="ec2", resource="instance",
                                              resource_name=self.instance.instance_id)
-        cfn_instance = self.instance.node.default_child
+        cfn_instance = cfn_resource(self.instance)
         # EC2 resolves `resolve:ssm:<public AMI parameter>` at launch; cfn-lint and CDK's template check only
         # know literal ami- ids. Narrow: this one property check, on this one resource.
         cfn_instance.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E1152"]}})
@@ -355,7 +356,7 @@ class Workstation(Construct):
             ],
         )
         region = "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
-        acknowledge_all(policy.node.default_child, {
+        acknowledge_all(cfn_resource(policy), {
             "AwsSolutions-IAM5[Resource::*]": "Only Describe*/GetConnectionStatus calls, which support no "
             "resource-level permissions, use Resource '*'; start/stop/session name this one instance.",
             f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:{region}:<AWS::AccountId>:session/<aws:userid>-*]":

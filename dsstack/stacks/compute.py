@@ -15,6 +15,7 @@ from constructs import Construct
 from dsstack import metaflow_config, naming
 from dsstack.config import PlatformConfig, TeamConfig
 from dsstack.constructs.batch_compute import BatchCompute
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.constructs.orchestration import Orchestration
 from dsstack.stacks.data import DataStack
 from dsstack.stacks.network import NetworkStack
@@ -83,7 +84,7 @@ class ComputeStack(cdk.Stack):
             raise ValueError(f"Metaflow config layer {layer!r} is already registered")
         self._metaflow_layers[layer] = dict(keys)
         document = self.to_json_string(self.metaflow_keys())
-        cfn_parameter: ssm.CfnParameter = self.metaflow_parameter.node.default_child
+        cfn_parameter = cfn_resource(self.metaflow_parameter, ssm.CfnParameter)
         cfn_parameter.value = document
 
     def metaflow_keys(self) -> dict[str, str]:

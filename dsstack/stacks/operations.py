@@ -15,6 +15,7 @@ from constructs import Construct
 
 from dsstack import naming
 from dsstack.config import PlatformConfig, TeamConfig
+from dsstack.constructs.cfn import cfn_resource
 from dsstack.constructs.event_glue import EventGlue
 from dsstack.nag import acknowledge_all
 from dsstack.stacks.data import DataStack
@@ -37,7 +38,7 @@ class OperationsStack(cdk.Stack):
             self, "UndeliveredAlerts", encryption=sqs.QueueEncryption.KMS, encryption_master_key=data.key,
             enforce_ssl=True, retention_period=cdk.Duration.days(14),
         )
-        acknowledge_all(self.undelivered_alerts.node.default_child, {
+        acknowledge_all(cfn_resource(self.undelivered_alerts), {
             "AwsSolutions-SQS3": "This queue is the dead-letter queue of the alert topic's subscriptions.",
             "Serverless-SQSRedrivePolicy": "This queue is the dead-letter queue of the alert topic's subscriptions; "
             "nothing consumes it automatically.",
