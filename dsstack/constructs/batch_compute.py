@@ -7,6 +7,9 @@ can name them in `@batch(queue=...)`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypedDict
+
 import aws_cdk as cdk
 from aws_cdk import aws_batch as batch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -25,6 +28,15 @@ from dsstack.nag import acknowledge
 ROOT_DEVICE = "/dev/xvda"
 # Prefixes of the team bucket a job may read and write (Metaflow datastore, datatools, models).
 JOB_PREFIXES = (naming.METAFLOW_PREFIX, naming.DATATOOLS_PREFIX, naming.MODELS_PREFIX)
+
+
+class _EnvironmentCommon(TypedDict):
+    """Keyword arguments every compute environment of a team shares (EC2 and Fargate)."""
+
+    vpc: ec2.IVpc
+    vpc_subnets: ec2.SubnetSelection
+    security_groups: Sequence[ec2.ISecurityGroup]
+    service_role: iam.IRole
 
 
 class BatchCompute(Construct):
@@ -120,8 +132,8 @@ class BatchCompute(Construct):
 
         # ---------------------------------------------------------------------- compute environments
         self.compute_environments: dict[str, batch.IComputeEnvironment] = {}
-        common = {"vpc": vpc, "vpc_subnets": subnets, "security_groups": [self.security_group],
-                  "service_role": self.service_role}
+        common: _EnvironmentCommon = {"vpc": vpc, "vpc_subnets": subnets, "security_groups": [self.security_group],
+                                      "service_role": self.service_role}
 
         def ec2_environment(name: str, *, gpu: bool, spot: bool, min_vcpus: int, max_vcpus: int,
                             instance_types: tuple[str, ...]) -> batch.ManagedEc2EcsComputeEnvironment:

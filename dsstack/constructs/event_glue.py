@@ -6,6 +6,8 @@ async invocation has a dead-letter queue, so an event that cannot be handled is 
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import aws_cdk as cdk
 from aws_cdk import aws_budgets as budgets
 from aws_cdk import aws_dynamodb as dynamodb
@@ -13,6 +15,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -28,6 +31,15 @@ FAILED_EXECUTION_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")
 CATALOG_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
                    "dynamodb:ConditionCheckItem")
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+class _FunctionCommon(TypedDict):
+    """Keyword arguments both glue functions share."""
+
+    key: kms.IKey
+    alert_topic: sns.ITopic
+    log_retention_days: int
+    shared_layer: lambda_.ILayerVersion
 
 
 class EventGlue(Construct):
@@ -51,8 +63,8 @@ class EventGlue(Construct):
         prefix = naming.state_machine_name_prefix(environment, team)
         state_machine_arn_prefix = f"arn:{stack.partition}:states:{stack.region}:{stack.account}:stateMachine:{prefix}"
         shared = SharedLayer(self, "SharedLayer").layer
-        common = {"key": key, "alert_topic": alert_topic, "log_retention_days": log_retention_days,
-                  "shared_layer": shared}
+        common: _FunctionCommon = {"key": key, "alert_topic": alert_topic, "log_retention_days": log_retention_days,
+                                   "shared_layer": shared}
 
         self.versioning = PythonFunction(
             self, "Versioning", code_folder="versioning", handler="handler.lambda_handler",
