@@ -56,6 +56,7 @@ class ContainerService(Construct):
         if model.kind != "ecs":
             raise ValueError(f"model {model.name!r} is kind {model.kind!r}; ContainerService hosts kind 'ecs'")
         assert model.port and model.cpu and model.memory_mib and model.min_tasks is not None and model.max_tasks
+        assert model.target_cpu_percent is not None  # ModelConfig fills in the ecs defaults
         self.service_name = names.endpoint_name(environment, team, model.name)
 
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED)

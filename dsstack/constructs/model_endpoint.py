@@ -130,14 +130,18 @@ class ModelEndpoint(Construct):
         self.model.add_dependency(policy)
 
         # ---- endpoint config
+        serverless_config = None
+        if not realtime:
+            assert model.memory_mb is not None and model.max_concurrency is not None  # ModelConfig's defaults
+            serverless_config = sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                memory_size_in_mb=model.memory_mb, max_concurrency=model.max_concurrency)
         variant = sagemaker.CfnEndpointConfig.ProductionVariantProperty(
             variant_name=names.VARIANT_NAME,
             model_name=self.model.attr_model_name,
             initial_variant_weight=1,
             instance_type=model.instance_type if realtime else None,
             initial_instance_count=model.min_instances if realtime else None,
-            serverless_config=None if realtime else sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                memory_size_in_mb=model.memory_mb, max_concurrency=model.max_concurrency),
+            serverless_config=serverless_config,
         )
         capture = None
         if realtime and model.data_capture_percent:
@@ -225,6 +229,8 @@ class ModelEndpoint(Construct):
 
         # ---- autoscaling (real-time only; serverless scales by itself up to max_concurrency)
         if realtime:
+            assert model.min_instances is not None and model.max_instances is not None  # ModelConfig's defaults
+            assert model.target_invocations_per_instance is not None
             target = appscaling.ScalableTarget(
                 self, "ScalableTarget",
                 service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
