@@ -17,10 +17,11 @@ from typing import Any, TypeVar
 
 import pytest
 
+from dsstack.local.server import ACCOUNT_ID
 from tests.e2e.conftest import Deployment
 
 pytestmark = pytest.mark.e2e
-ACCOUNT_ARN = "arn:aws:states:us-east-1:123456789012"  # the emulator's account and region
+ACCOUNT_ARN = f"arn:aws:states:us-east-1:{ACCOUNT_ID}"  # the emulator's account and region
 T = TypeVar("T")
 
 
@@ -203,7 +204,7 @@ def test_failed_batch_jobs_and_endpoints_of_the_team_are_alerts(deployment: Depl
     topic = deployment.outputs()["demo-vision-operations"]["AlertTopicArn"]
     queue = _subscribe_queue(deployment, topic)
     marker = uuid.uuid4().hex[:6]
-    batch_arn = "arn:aws:batch:us-east-1:123456789012"
+    batch_arn = f"arn:aws:batch:us-east-1:{ACCOUNT_ID}"
     job = {"Source": "aws.batch", "DetailType": "Batch Job State Change", "Detail": json.dumps({
         "jobArn": f"{batch_arn}:job/{marker}", "jobName": f"train-{marker}", "jobId": marker, "status": "FAILED",
         "jobQueue": f"{batch_arn}:job-queue/dsstack-demo-vision-gpu", "statusReason": "Essential container exited",

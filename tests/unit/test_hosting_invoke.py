@@ -74,9 +74,10 @@ def test_sagemaker_invoke_prints_the_runtime_response(deployed, config, request_
     import boto3
 
     # moto's runtime answers from a queue of canned results (its documented test API).
+    from moto.core import DEFAULT_ACCOUNT_ID
     from moto.sagemakerruntime.models import sagemakerruntime_backends
 
-    sagemakerruntime_backends["123456789012"]["us-east-1"].results_queue.append(
+    sagemakerruntime_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].results_queue.append(
         ('{"prediction": [0.42]}', "application/json", names.VARIANT_NAME, ""))
     result = _invoke(config, SM_MODEL, request_file)
     assert result.exit_code == 0, result.output
@@ -115,7 +116,7 @@ def test_a_sagemaker_error_is_a_clear_error(deployed, config, request_file, monk
     from moto.sagemakerruntime.models import SageMakerRuntimeBackend
 
     def failing(self: Any, endpoint_name: str, unique_repr: bytes) -> Any:
-        raise ValidationError(message=f"Endpoint {endpoint_name} of account 123456789012 not found.")
+        raise ValidationError(message=f"Endpoint {endpoint_name} not found.")
 
     monkeypatch.setattr(SageMakerRuntimeBackend, "invoke_endpoint", failing)
     result = _invoke(config, SM_MODEL, request_file)
