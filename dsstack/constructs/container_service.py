@@ -28,9 +28,6 @@ from dsstack.hosting import names
 from dsstack.hosting.serving import ServingVersion
 from dsstack.nag import acknowledge, acknowledge_all
 
-TARGET_5XX_THRESHOLD = 5  # target 5xx responses in 5 minutes
-LATENCY_P90_THRESHOLD_SECONDS = 2
-
 
 class ContainerService(Construct):
     def __init__(
@@ -160,7 +157,7 @@ class ContainerService(Construct):
                 alarm_description=f"ECS service {self.service_name}: 5xx responses from the model container",
                 metric=self.load_balancer.metrics.http_code_target(
                     elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=cdk.Duration.minutes(5), statistic="Sum"),
-                threshold=TARGET_5XX_THRESHOLD, evaluation_periods=1,
+                threshold=names.ALARM_5XX_IN_5_MINUTES, evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
@@ -168,10 +165,10 @@ class ContainerService(Construct):
                 self, "LatencyAlarm",
                 alarm_name=names.alarm_name(environment, team, model.name, "latency"),
                 alarm_description=f"ECS service {self.service_name}: p90 response time above "
-                f"{LATENCY_P90_THRESHOLD_SECONDS} s",
+                f"{names.ALARM_LATENCY_P90_SECONDS} s",
                 metric=self.load_balancer.metrics.target_response_time(period=cdk.Duration.minutes(5),
                                                                        statistic="p90"),
-                threshold=LATENCY_P90_THRESHOLD_SECONDS, evaluation_periods=2,
+                threshold=names.ALARM_LATENCY_P90_SECONDS, evaluation_periods=2,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),

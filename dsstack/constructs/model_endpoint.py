@@ -30,8 +30,6 @@ from dsstack.hosting.serving import ServingVersion
 from dsstack.nag import acknowledge_all
 
 # Alarm thresholds. They also drive SageMaker's auto-rollback of a promotion (blue/green).
-ERRORS_5XX_THRESHOLD = 5  # 5xx responses in 5 minutes
-LATENCY_P90_THRESHOLD_MS = 2_000
 _ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/([^:@]+)")
 
 
@@ -180,7 +178,7 @@ class ModelEndpoint(Construct):
                 alarm_description=f"SageMaker endpoint {self.endpoint_name}: 5xx responses",
                 metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="Invocation5XXErrors",
                                          dimensions_map=dimensions, statistic="Sum", period=cdk.Duration.minutes(5)),
-                threshold=ERRORS_5XX_THRESHOLD, evaluation_periods=1,
+                threshold=names.ALARM_5XX_IN_5_MINUTES, evaluation_periods=1,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
@@ -188,11 +186,11 @@ class ModelEndpoint(Construct):
                 self, "LatencyAlarm",
                 alarm_name=names.alarm_name(environment, team, model.name, "latency"),
                 alarm_description=f"SageMaker endpoint {self.endpoint_name}: p90 model latency above "
-                f"{LATENCY_P90_THRESHOLD_MS} ms",
+                f"{names.ALARM_LATENCY_P90_SECONDS * 1000} ms",
                 # ModelLatency is reported in microseconds.
                 metric=cloudwatch.Metric(namespace="AWS/SageMaker", metric_name="ModelLatency",
                                          dimensions_map=dimensions, statistic="p90", period=cdk.Duration.minutes(5)),
-                threshold=LATENCY_P90_THRESHOLD_MS * 1000, evaluation_periods=2,
+                threshold=names.ALARM_LATENCY_P90_SECONDS * 1_000_000, evaluation_periods=2,
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),

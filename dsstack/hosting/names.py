@@ -17,6 +17,10 @@ CONTAINER_NAME = "model"
 # cataloged prefixes, so captures are not numbered as model versions).
 CAPTURE_PREFIX = "model-captures"
 
+# The two alarms every endpoint has (docs/hosting.md), whichever kind serves it.
+ALARM_5XX_IN_5_MINUTES = 5  # 5xx responses within one 5-minute period
+ALARM_LATENCY_P90_SECONDS = 2  # p90 latency, two periods in a row
+
 # Environment of every serving container: which catalog version it serves and where that object is.
 ENV_MODEL_NAME = "DSSTACK_MODEL_NAME"
 ENV_MODEL_VERSION = "DSSTACK_MODEL_VERSION"
